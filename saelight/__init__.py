@@ -1,0 +1,1 @@
+"""saelight: sparse autoencoders for audio foundation models."""

@@ -1,0 +1,7 @@
+"""The activation cache: format, writer, reader and the extraction recipe."""
+
+from saelight.cache.build import ActivationCache
+from saelight.cache.format import CacheCorruptError, CacheMismatchError
+from saelight.cache.reader import CacheReader
+
+__all__ = ["ActivationCache", "CacheCorruptError", "CacheMismatchError", "CacheReader"]

@@ -1,0 +1,256 @@
+"""`ActivationCache`: what to extract (source × backbone × pooling) and the resumable extraction loop."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from saelight.audio.base import AudioSource, BadAudioError, Clip
+from saelight.audio.decode import crop_or_pad, validate_waveform
+from saelight.backbones.hf import HFBackbone
+from saelight.backbones.pooling import mean_pool
+from saelight.cache.format import (
+    FORMAT_VERSION,
+    STORAGE_DTYPES,
+    check_compatible,
+    read_manifest,
+    write_manifest,
+)
+from saelight.cache.reader import CacheReader
+from saelight.cache.writer import ShardWriter
+
+log = logging.getLogger(__name__)
+
+Segment = tuple[int, int, int]  # (crop index, start sample, end sample)
+
+
+class ActivationCache:
+    """An activation cache directory and the recipe that fills it.
+
+    `build()` is idempotent: it returns at once for a complete cache, resumes an interrupted one and
+    refuses one made with a different recipe (naming the field that differs).
+
+    Args:
+        directory: where shards and the manifest live.
+        source: the labelled audio (synthetic singing, VocalSet, HF dataset, folder/CSV).
+        backbone: the frozen encoder whose `hidden_states[layers]` are cached.
+        pooling: "clip" = one mean-pooled row per crop; "frame" = one row per frame.
+        crop_seconds: crop length for train/val rows; None keeps whole files everywhere.
+        crops_per_file: random train crops per file (stand-ins for the paper's per-epoch crops).
+        test_full_length: test rows use the whole file (the paper's protocol) instead of the first crop.
+        storage_dtype: float32, float16 or bfloat16 on disk (rows are float32 when read).
+        clips_per_shard: clips per shard; also the unit of resumption.
+        batch_size: waveforms per backbone forward.
+        on_bad_input: "skip" logs and records bad audio / non-finite activations; "error" stops
+            (after committing every clip before the bad one).
+        egemaps: store the 88 eGeMAPSv02 functionals of each segment as factors (needs opensmile).
+        seed: seed of the random crop positions.
+    """
+
+    def __init__(
+        self,
+        directory: str,
+        source: AudioSource,
+        backbone: HFBackbone,
+        pooling: Literal["clip", "frame"] = "clip",
+        crop_seconds: float | None = None,
+        crops_per_file: int = 1,
+        test_full_length: bool = True,
+        storage_dtype: Literal["float32", "float16", "bfloat16"] = "float32",
+        clips_per_shard: int = 512,
+        batch_size: int = 16,
+        on_bad_input: Literal["skip", "error"] = "skip",
+        egemaps: bool = False,
+        seed: int = 0,
+    ) -> None:
+        if pooling not in ("clip", "frame"):
+            raise ValueError(f"cache.pooling must be 'clip' or 'frame', got {pooling!r}")
+        if storage_dtype not in STORAGE_DTYPES:
+            raise ValueError(f"cache.storage_dtype must be one of {STORAGE_DTYPES}, got {storage_dtype!r}")
+        if crops_per_file < 1 or clips_per_shard < 1 or batch_size < 1:
+            raise ValueError("cache.crops_per_file, clips_per_shard and batch_size must be >= 1")
+        if crop_seconds is not None and crop_seconds <= 0:
+            raise ValueError(f"cache.crop_seconds must be > 0 or null, got {crop_seconds}")
+        self.directory = Path(directory)
+        self.source, self.backbone = source, backbone
+        self.pooling, self.crop_seconds, self.crops_per_file = pooling, crop_seconds, crops_per_file
+        self.test_full_length, self.storage_dtype = test_full_length, storage_dtype
+        self.clips_per_shard, self.batch_size = clips_per_shard, batch_size
+        self.on_bad_input, self.egemaps, self.seed = on_bad_input, egemaps, seed
+
+    @property
+    def layers(self) -> list[int]:
+        return list(self.backbone.layers)
+
+    @property
+    def dim(self) -> int:
+        return int(self.backbone.hidden_size)
+
+    def recipe(self) -> dict[str, Any]:
+        """The manifest fields that identify this cache (compared before reuse or resumption)."""
+        return {
+            "format_version": FORMAT_VERSION,
+            "backbone": self.backbone.identity(),
+            "source": self.source.fingerprint(),
+            "extraction": {
+                "pooling": self.pooling, "crop_seconds": self.crop_seconds,
+                "crops_per_file": self.crops_per_file, "test_full_length": self.test_full_length,
+                "storage_dtype": self.storage_dtype, "egemaps": self.egemaps, "seed": self.seed,
+                "sample_rate": self.backbone.sample_rate,
+            },
+            "layers": self.layers,
+            "dim": self.dim,
+        }
+
+    def is_complete(self) -> bool:
+        manifest = read_manifest(self.directory)
+        return bool(manifest and manifest.get("complete"))
+
+    def open(self, verify: bool = False) -> CacheReader:
+        """A reader of the complete cache, after checking it matches this recipe."""
+        manifest = read_manifest(self.directory)
+        if manifest is None or not manifest.get("complete"):
+            raise FileNotFoundError(
+                f"no complete activation cache in {self.directory}: run `saelight cache --config ...`"
+            )
+        check_compatible(manifest, self.recipe(), self.directory)
+        return CacheReader(self.directory, verify=verify)
+
+    def build(self, progress: bool = True) -> CacheReader:
+        """Extract every clip not yet cached; return a reader of the complete cache."""
+        manifest = self._start_manifest()
+        if manifest["complete"]:
+            return self.open()
+        clips = self.source.clips()
+        if not clips:
+            raise ValueError(f"source {type(self.source).__name__} has no clips")
+        writer = ShardWriter(self.directory, manifest)
+        start = writer.next_clip
+        if start:
+            log.info("resuming cache %s at clip %d of %d", self.directory, start, len(clips))
+        bar = tqdm(total=len(clips), initial=start, unit="clip", disable=not progress,
+                   desc=f"cache {self.directory.name}")
+        t0 = time.perf_counter()
+        for shard_start in range(start, len(clips), self.clips_per_shard):
+            shard_end = min(shard_start + self.clips_per_shard, len(clips))
+            self._extract_range(clips, shard_start, shard_end, writer, bar)
+            writer.commit(shard_end)
+        bar.close()
+        manifest["complete"] = True
+        write_manifest(self.directory, manifest)
+        n_skipped = len(manifest["skipped"])
+        log.info("cache %s complete: %d rows, %d clips skipped, %.1f s", self.directory,
+                 manifest["n_rows"], n_skipped, time.perf_counter() - t0)
+        return self.open()
+
+    def _start_manifest(self) -> dict[str, Any]:
+        manifest = read_manifest(self.directory)
+        recipe = self.recipe()
+        if manifest is not None:
+            check_compatible(manifest, recipe, self.directory)
+            return manifest
+        self.directory.mkdir(parents=True, exist_ok=True)
+        manifest = {**recipe, "complete": False, "n_rows": 0, "shards": [], "skipped": [],
+                    "created": time.strftime("%Y-%m-%dT%H:%M:%S")}
+        write_manifest(self.directory, manifest)
+        return manifest
+
+    def _extract_range(self, clips: list[Clip], start: int, end: int, writer: ShardWriter,
+                       bar: tqdm) -> None:
+        batch: list[tuple[int, Clip, Segment, np.ndarray]] = []
+        for index, clip, loaded in self._load_ahead(clips, start, end):
+            if isinstance(loaded, BadAudioError):
+                self._bad(writer, clip, str(loaded), index)
+            else:
+                batch.extend((index, clip, seg, wave) for seg, wave in loaded)
+            while len(batch) >= self.batch_size:
+                self._run_batch(batch[: self.batch_size], writer)
+                batch = batch[self.batch_size :]
+            bar.update(1)
+        if batch:
+            self._run_batch(batch, writer)
+
+    def _load_ahead(self, clips: list[Clip], start: int, end: int) -> Iterator[tuple[int, Clip, Any]]:
+        """Decode the next clips on a thread while the backbone runs (soundfile/soxr drop the GIL)."""
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            yield from zip(range(start, end), clips[start:end],
+                           pool.map(self._segments_or_error, range(start, end), clips[start:end]))
+
+    def _segments_or_error(self, index: int, clip: Clip) -> list[tuple[Segment, np.ndarray]] | BadAudioError:
+        try:
+            wave = self.source.load(clip, self.backbone.sample_rate)
+            where = clip.path or clip.clip_id
+            validate_waveform(wave, self.backbone.sample_rate, min_samples=self.backbone.min_samples,
+                              where=where)
+        except BadAudioError as err:
+            return err
+        return [(seg, crop_or_pad(wave, seg[2] - seg[1], seg[1])) for seg in self._segments(index, clip, len(wave))]
+
+    def _segments(self, index: int, clip: Clip, n: int) -> list[Segment]:
+        """Which parts of a file become rows: random train crops, the first crop for val, whole test files."""
+        if self.crop_seconds is None or (clip.split == "test" and self.test_full_length):
+            return [(0, 0, n)]
+        length = int(round(self.crop_seconds * self.backbone.sample_rate))
+        if clip.split != "train":
+            return [(0, 0, length)]
+        rng = np.random.default_rng([self.seed, index])
+        starts = rng.integers(0, max(n - length, 0) + 1, size=self.crops_per_file)
+        return [(c, int(s), int(s) + length) for c, s in enumerate(starts)]
+
+    def _bad(self, writer: ShardWriter, clip: Clip, reason: str, index: int) -> None:
+        if self.on_bad_input == "error":
+            writer.commit(index)  # keep every clip before the bad one
+            raise BadAudioError(f"{clip.path or clip.clip_id}: {reason} (set cache.on_bad_input: skip "
+                                "to skip such clips)")
+        log.warning("skipping %s: %s", clip.path or clip.clip_id, reason)
+        writer.skip(clip.clip_id, clip.path, reason)
+
+    def _run_batch(self, batch: list[tuple[int, Clip, Segment, np.ndarray]], writer: ShardWriter) -> None:
+        hidden, mask = self.backbone.extract([item[3] for item in batch])
+        if self.pooling == "clip":
+            rows = {layer: mean_pool(h, mask).float().numpy() for layer, h in hidden.items()}
+            counts = np.ones(len(batch), dtype=np.int64)
+        else:
+            keep = mask.bool()
+            rows = {layer: h[keep].float().numpy() for layer, h in hidden.items()}
+            counts = keep.sum(1).numpy()
+        finite = np.ones(int(counts.sum()), dtype=bool)
+        for layer_rows in rows.values():
+            finite &= np.isfinite(layer_rows).all(1)
+        offsets = np.concatenate([[0], np.cumsum(counts)])
+        keep_rows = np.zeros_like(finite)
+        meta: list[dict[str, Any]] = []
+        for i, (index, clip, seg, wave) in enumerate(batch):
+            lo, hi = offsets[i], offsets[i + 1]
+            if not finite[lo:hi].all():
+                self._bad(writer, clip, "non-finite activations", index)
+                continue
+            keep_rows[lo:hi] = True
+            meta.extend(self._row_meta(index, clip, seg, int(hi - lo), wave))
+        writer.add({layer: r[keep_rows] for layer, r in rows.items()}, meta)
+
+    def _row_meta(self, index: int, clip: Clip, seg: Segment, n_rows: int, wave: np.ndarray) -> list[dict[str, Any]]:
+        sr = self.backbone.sample_rate
+        base: dict[str, Any] = {
+            "clip_index": index, "clip_id": clip.clip_id, "path": clip.path or "", "split": clip.split,
+            "crop": seg[0], "start_s": seg[1] / sr, "end_s": seg[2] / sr,
+        }
+        base.update({f"label_{k}": str(v) for k, v in clip.labels.items()})
+        base.update({f"factor_{k}": float(v) for k, v in clip.factors.items()})
+        if self.egemaps:
+            from saelight.audio.egemaps import egemaps_functionals
+
+            base.update({f"factor_egemaps_{k}": v for k, v in egemaps_functionals(wave, sr).items()})
+        if self.pooling == "clip":
+            return [{**base, "frame": -1}]
+        frame_s = 1.0 / self.backbone.frame_rate_hz
+        return [{**base, "frame": f, "start_s": base["start_s"] + f * frame_s,
+                 "end_s": base["start_s"] + (f + 1) * frame_s} for f in range(n_rows)]
+

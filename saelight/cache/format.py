@@ -1,0 +1,148 @@
+"""The on-disk activation cache format: file names, the manifest, atomic writes and checks.
+
+Layout of a cache directory (format version 1)::
+
+    manifest.json                   what was extracted, how, and which shards are complete
+    layer_<LL>/shard_<SSSSS>.npy    (rows, dim) activations of hidden_states[LL], one file per shard
+    meta/shard_<SSSSS>.parquet      one row per activation row: row, clip_id, path, split, crop, frame,
+                                    label_<name> and factor_<name> columns
+
+Shards cover contiguous runs of clips in the source's order. The manifest is rewritten (temp file +
+rename) after every shard, so an interrupted extraction resumes at the first clip no shard covers.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+FORMAT_VERSION = 1
+MANIFEST = "manifest.json"
+STORAGE_DTYPES = ("float32", "float16", "bfloat16")
+# Manifest fields that must equal the requested configuration before a cache is reused or resumed.
+IDENTITY_FIELDS = ("format_version", "backbone", "source", "extraction", "layers", "dim")
+
+
+class CacheMismatchError(ValueError):
+    """A cache on disk was made with a different configuration than the one requested."""
+
+
+class CacheCorruptError(RuntimeError):
+    """A cache file is missing, truncated or fails its checksum."""
+
+
+def layer_dir(layer: int) -> str:
+    return f"layer_{layer:02d}"
+
+
+def shard_name(index: int, suffix: str) -> str:
+    return f"shard_{index:05d}{suffix}"
+
+
+def sha256_bytes(data: bytes | memoryview) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def sha256_file(path: str | Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(1 << 24):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def atomic_write_bytes(path: str | Path, data: bytes) -> None:
+    """Write via a temp file in the same directory, fsync, then rename: readers never see half a file."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    try:
+        with open(tmp, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def npy_bytes(array: np.ndarray) -> bytes:
+    buffer = io.BytesIO()
+    np.save(buffer, np.ascontiguousarray(array), allow_pickle=False)
+    return buffer.getvalue()
+
+
+def write_manifest(directory: str | Path, manifest: dict[str, Any]) -> None:
+    atomic_write_bytes(Path(directory) / MANIFEST, json.dumps(manifest, indent=1).encode())
+
+
+def read_manifest(directory: str | Path) -> dict[str, Any] | None:
+    """The manifest, or None when the directory holds no cache yet."""
+    path = Path(directory) / MANIFEST
+    if not path.exists():
+        return None
+    try:
+        manifest = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise CacheCorruptError(
+            f"{path} is not valid JSON ({err}); the manifest is truncated or corrupt. Move the cache "
+            "directory aside and run `saelight cache` again."
+        ) from err
+    version = manifest.get("format_version")
+    if version != FORMAT_VERSION:
+        raise CacheMismatchError(
+            f"{path}: cache format_version {version!r}, this saelight reads {FORMAT_VERSION}; "
+            "rebuild the cache with `saelight cache`."
+        )
+    return manifest
+
+
+def check_compatible(found: dict[str, Any], expected: dict[str, Any], where: str | Path) -> None:
+    """Raise CacheMismatchError naming the first manifest field that differs from the request."""
+    for key in IDENTITY_FIELDS:
+        a, b = _jsonable(found.get(key)), _jsonable(expected.get(key))
+        if a != b:
+            detail = _first_difference(a, b, key)
+            raise CacheMismatchError(
+                f"cache {where} was built with a different configuration: {detail}. Point "
+                "`cache.directory` at a new directory or delete this one."
+            )
+
+
+def _jsonable(value: Any) -> Any:
+    return json.loads(json.dumps(value))
+
+
+def _first_difference(found: Any, expected: Any, path: str) -> str:
+    if isinstance(found, dict) and isinstance(expected, dict):
+        for key in sorted(set(found) | set(expected)):
+            if found.get(key) != expected.get(key):
+                return _first_difference(found.get(key), expected.get(key), f"{path}.{key}")
+    return f"field '{path}' is {found!r} in the cache but {expected!r} was requested"
+
+
+def to_storage(array: np.ndarray, dtype: str) -> np.ndarray:
+    """float32 -> the storage dtype; bfloat16 is kept as its upper 16 bits in a uint16 array."""
+    if dtype == "float32":
+        return array.astype(np.float32, copy=False)
+    if dtype == "float16":
+        return array.astype(np.float16)
+    if dtype == "bfloat16":
+        bits = np.ascontiguousarray(array, dtype=np.float32).view(np.uint32)
+        rounded = bits + 0x7FFF + ((bits >> 16) & 1)  # round to nearest even
+        return (rounded >> 16).astype(np.uint16)
+    raise ValueError(f"storage dtype must be one of {STORAGE_DTYPES}, got {dtype!r}")
+
+
+def from_storage(array: np.ndarray, dtype: str) -> np.ndarray:
+    """Stored rows -> float32."""
+    if dtype == "bfloat16":
+        return (array.astype(np.uint32) << 16).view(np.float32)
+    return array.astype(np.float32, copy=False)

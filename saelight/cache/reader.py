@@ -1,0 +1,103 @@
+"""Reads a complete activation cache: memory-mapped shards plus the row metadata table."""
+
+from __future__ import annotations
+
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from saelight.cache.format import (
+    CacheCorruptError,
+    from_storage,
+    layer_dir,
+    read_manifest,
+    sha256_file,
+    shard_name,
+)
+
+
+class CacheReader:
+    """Random and contiguous access to cached rows, as float32.
+
+    Args:
+        directory: a cache directory whose manifest says complete.
+        verify: check every file's sha256 against the manifest on open.
+    """
+
+    def __init__(self, directory: str | Path, verify: bool = False) -> None:
+        self.directory = Path(directory)
+        manifest = read_manifest(self.directory)
+        if manifest is None:
+            raise FileNotFoundError(f"{self.directory} holds no activation cache (no manifest.json)")
+        if not manifest.get("complete"):
+            raise CacheCorruptError(f"cache {self.directory} is incomplete: run `saelight cache` to finish it")
+        self.manifest: dict[str, Any] = manifest
+        self.layers: list[int] = list(manifest["layers"])
+        self.dim: int = int(manifest["dim"])
+        self.storage_dtype: str = manifest["extraction"]["storage_dtype"]
+        self.shards: list[dict[str, Any]] = [s for s in manifest["shards"] if s["rows"] > 0]
+        self.row_starts = np.array([s["row_start"] for s in self.shards] + [manifest["n_rows"]])
+        for shard in manifest["shards"]:
+            for rel, digest in shard["files"].items():
+                path = self.directory / rel
+                if not path.exists():
+                    raise CacheCorruptError(f"cache file {path} listed in the manifest is missing")
+                if verify and sha256_file(path) != digest:
+                    raise CacheCorruptError(
+                        f"cache file {path} fails its sha256 checksum (corrupt or modified); "
+                        "delete the cache directory and rebuild it"
+                    )
+
+    def __len__(self) -> int:
+        return int(self.manifest["n_rows"])
+
+    @cached_property
+    def metadata(self) -> pd.DataFrame:
+        """One row per activation row, in row order (columns: row, clip_id, split, label_*, factor_*...)."""
+        frames = [pd.read_parquet(self.directory / "meta" / shard_name(s["index"], ".parquet"))
+                  for s in self.shards]
+        meta = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame({"row": []})
+        if len(meta) != len(self) or not np.array_equal(meta["row"].to_numpy(), np.arange(len(self))):
+            raise CacheCorruptError(f"cache {self.directory}: metadata rows do not match the manifest")
+        return meta
+
+    def label_names(self) -> list[str]:
+        return [c.removeprefix("label_") for c in self.metadata.columns if c.startswith("label_")]
+
+    def factor_names(self) -> list[str]:
+        return [c.removeprefix("factor_") for c in self.metadata.columns if c.startswith("factor_")]
+
+    def split_rows(self, split: str) -> np.ndarray:
+        """Row indices of a split, sorted."""
+        return np.flatnonzero(self.metadata["split"].to_numpy() == split)
+
+    def shard_array(self, shard: int, layer: int) -> np.ndarray:
+        """The raw (rows, dim) memmap of one shard and layer, in the storage dtype."""
+        path = self.directory / layer_dir(layer) / shard_name(self.shards[shard]["index"], ".npy")
+        try:
+            return np.load(path, mmap_mode="r", allow_pickle=False)
+        except ValueError as err:
+            raise CacheCorruptError(f"cache file {path} is truncated or not a .npy file: {err}") from err
+
+    def read(self, rows: np.ndarray, layers: list[int] | None = None) -> np.ndarray:
+        """Rows (any order) as a float32 array (len(rows), n_layers, dim)."""
+        layers = self.layers if layers is None else layers
+        rows = np.asarray(rows, dtype=np.int64)
+        out = np.empty((len(rows), len(layers), self.dim), dtype=np.float32)
+        order = np.argsort(rows, kind="stable")
+        sorted_rows = rows[order]
+        shard_of = np.searchsorted(self.row_starts, sorted_rows, side="right") - 1
+        for shard in np.unique(shard_of):
+            sel = shard_of == shard
+            local = sorted_rows[sel] - self.row_starts[shard]
+            target = order[sel]
+            for li, layer in enumerate(layers):
+                block = self.shard_array(int(shard), layer)
+                out[target, li] = from_storage(np.asarray(block[local]), self.storage_dtype)
+        return out
+
+    def read_split(self, split: str, layers: list[int] | None = None) -> np.ndarray:
+        return self.read(self.split_rows(split), layers)

@@ -1,0 +1,77 @@
+"""Keeps each SAE's best weights (by validation MSE) as an interoperable export, like the paper's
+"best checkpoint by validation MSE", but per SAE of the grid."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+
+from saelight.cache.format import atomic_write_bytes
+from saelight.module import SAEModule
+
+BEST_FILE = "best.json"
+
+
+def run_dir(trainer: L.Trainer, dirpath: str | None) -> Path:
+    return Path(dirpath or trainer.default_root_dir)
+
+
+class BestSAEExport(L.Callback):
+    """After every validation epoch, re-export each SAE whose `val/<monitor>` improved.
+
+    Writes `<dir>/saes/<key>/{cfg.json,sae_weights.safetensors}` and `<dir>/saes/best.json`
+    (per SAE: layer, name, epoch, step and every validation metric at its best epoch).
+
+    Args:
+        dirpath: run directory (default: trainer.default_root_dir).
+        monitor: validation metric that selects the best epoch (lower is better).
+    """
+
+    def __init__(self, dirpath: str | None = None, monitor: str = "mse") -> None:
+        self.dirpath, self.monitor = dirpath, monitor
+        self.best: dict[str, dict[str, Any]] = {}
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"best": self.best}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        self.best = dict(state_dict.get("best", {}))
+
+    def on_validation_end(self, trainer: L.Trainer, pl_module: SAEModule) -> None:
+        if trainer.sanity_checking:
+            return
+        out = run_dir(trainer, self.dirpath) / "saes"
+        metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if "/val/" in k}
+        backbone = _backbone_identity(trainer)
+        changed = False
+        for e in pl_module.grid:
+            value = metrics.get(f"{e.prefix}/val/{self.monitor}")
+            if value is None or not math.isfinite(value):
+                continue
+            previous = self.best.get(e.key, {}).get(self.monitor, math.inf)
+            if value < previous:
+                changed = True
+                self.best[e.key] = {
+                    "layer": e.layer, "name": e.name, "epoch": trainer.current_epoch,
+                    "step": trainer.global_step,
+                    **{k.rsplit("/", 1)[-1]: v for k, v in metrics.items() if k.startswith(f"{e.prefix}/val/")},
+                }
+                if trainer.is_global_zero:
+                    pl_module.sae(e).save_pretrained(out / e.key, backbone=backbone, layer=e.layer,
+                                                     name=e.name, pooling=_pooling(trainer))
+        if changed and trainer.is_global_zero:
+            atomic_write_bytes(out / BEST_FILE, json.dumps(self.best, indent=1).encode())
+
+
+def _backbone_identity(trainer: L.Trainer) -> dict[str, Any]:
+    dm = trainer.datamodule
+    return dm.cache.backbone.identity() if dm is not None and hasattr(dm, "cache") else {}
+
+
+def _pooling(trainer: L.Trainer) -> str:
+    dm = trainer.datamodule
+    return dm.cache.pooling if dm is not None and hasattr(dm, "cache") else "unknown"

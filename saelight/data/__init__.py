@@ -1,0 +1,5 @@
+"""Cached activations as Lightning data."""
+
+from saelight.data.datamodule import ActivationDataModule
+
+__all__ = ["ActivationDataModule"]

@@ -1,0 +1,102 @@
+"""ActivationDataModule: the activation cache as train/val/test dataloaders (builds the cache if missing)."""
+
+from __future__ import annotations
+
+import lightning as L
+import numpy as np
+from torch.utils.data import DataLoader
+
+from saelight.cache.build import ActivationCache
+from saelight.cache.reader import CacheReader
+from saelight.data.batches import CachedBatches
+
+
+class ActivationDataModule(L.LightningDataModule):
+    """Batches of cached activations, split by the source's split column (groups never straddle splits).
+
+    Args:
+        cache: the activation cache (its recipe: source, backbone, layers, pooling, crops).
+        batch_size: rows per training batch.
+        eval_batch_size: rows per validation/test batch.
+        buffer_rows: rows held in RAM for shuffling (whole shards are read at once).
+        num_workers: DataLoader worker processes (0 reads in the training process; rows are in RAM).
+        seed: shuffling seed (epoch-dependent and reproducible).
+        verify_checksums: check every shard's sha256 when the cache is opened.
+    """
+
+    def __init__(
+        self,
+        cache: ActivationCache,
+        batch_size: int = 256,
+        eval_batch_size: int = 4096,
+        buffer_rows: int = 1 << 20,
+        num_workers: int = 0,
+        seed: int = 0,
+        verify_checksums: bool = True,
+    ) -> None:
+        super().__init__()
+        if batch_size < 1 or eval_batch_size < 1:
+            raise ValueError(f"data.batch_size must be >= 1, got {batch_size}")
+        self.cache = cache
+        self.batch_size, self.eval_batch_size, self.buffer_rows = batch_size, eval_batch_size, buffer_rows
+        self.num_workers, self.seed, self.verify_checksums = num_workers, seed, verify_checksums
+        self.reader: CacheReader | None = None
+
+    @property
+    def d_in(self) -> int:
+        """Activation width, linked to the model's `d_in` (never typed twice)."""
+        return self.cache.dim
+
+    @property
+    def layers(self) -> list[int]:
+        return self.cache.layers
+
+    def prepare_data(self) -> None:
+        self.cache.build()
+
+    def setup(self, stage: str | None = None) -> None:
+        if self.reader is None:
+            self.reader = self.cache.open(verify=self.verify_checksums)
+        for split in ("train", "val", "test"):
+            if stage in (None, "fit") and split == "test":
+                continue
+            if stage in ("validate",) and split != "val" or stage == "test" and split != "test":
+                continue
+            if not len(self.reader.split_rows(split)):
+                raise ValueError(
+                    f"split '{split}' of cache {self.cache.directory} has no rows: check the source's "
+                    "split assignment (e.g. test singers, val fraction)"
+                )
+
+    def _epoch(self) -> int:
+        return self.trainer.current_epoch if self.trainer is not None else 0
+
+    def _loader(self, split: str, train: bool) -> DataLoader:
+        assert self.reader is not None, "call setup() first"
+        batches = CachedBatches(
+            self.reader, self.reader.split_rows(split),
+            batch_size=self.batch_size if train else self.eval_batch_size,
+            shuffle=train, seed=self.seed, buffer_rows=self.buffer_rows, drop_last=train,
+            even_ranks=train, epoch_fn=self._epoch,
+        )
+        if train and len(batches) == 0:
+            raise ValueError(
+                f"train split has fewer rows than data.batch_size={self.batch_size}: lower batch_size"
+            )
+        return DataLoader(batches, batch_size=None, num_workers=self.num_workers,
+                          persistent_workers=False)
+
+    def train_dataloader(self) -> DataLoader:
+        return self._loader("train", train=True)
+
+    def val_dataloader(self) -> DataLoader:
+        return self._loader("val", train=False)
+
+    def test_dataloader(self) -> DataLoader:
+        return self._loader("test", train=False)
+
+    def split_arrays(self, split: str) -> tuple[np.ndarray, np.ndarray]:
+        """(rows, activations (n, n_layers, dim)) of a whole split, for evaluation callbacks."""
+        assert self.reader is not None, "call setup() first"
+        rows = self.reader.split_rows(split)
+        return rows, self.reader.read(rows)

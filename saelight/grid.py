@@ -1,0 +1,63 @@
+"""A grid of SAEs (cache layers × SAE specs × sparsities) with stable names for logs and exports."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from torch import nn
+
+from saelight.sae.base import SAE
+
+
+@dataclass(frozen=True)
+class GridEntry:
+    """One SAE of the grid.
+
+    Attributes:
+        layer: backbone layer (hidden_states index) the SAE reads.
+        layer_pos: position of that layer in the cache rows' layer axis.
+        name: spec name, e.g. "topk_s90" (sparsity 90 %) or "relu".
+        key: the ModuleDict key (no dots), e.g. "L03_topk_s90".
+    """
+
+    layer: int
+    layer_pos: int
+    name: str
+    key: str
+
+    @property
+    def prefix(self) -> str:
+        """Log prefix `<layer>/<name>`, e.g. "L3/topk_s90"."""
+        return f"L{self.layer}/{self.name}"
+
+
+def spec_name(sae: SAE, sparsity: float | None) -> str:
+    if sparsity is not None:
+        return f"{sae.architecture}_s{round(sparsity * 100, 2):g}"
+    k = getattr(sae, "k", None)
+    return f"{sae.architecture}_k{k}" if k is not None else sae.architecture
+
+
+def build_grid(
+    saes: list[Callable[..., SAE]], sparsities: list[float] | None, d_in: int, layers: list[int]
+) -> tuple[nn.ModuleDict, list[GridEntry]]:
+    """Instantiate every (layer, spec, sparsity) SAE; a sparsity overrides the spec's own k."""
+    if not saes:
+        raise ValueError("model.saes must list at least one SAE (class_path + init_args)")
+    if d_in < 1:
+        raise ValueError(f"model.d_in must be >= 1 (linked from the cache), got {d_in}")
+    modules, entries, seen = nn.ModuleDict(), [], set()
+    for pos, layer in enumerate(layers):
+        for make in saes:
+            for sparsity in sparsities or [None]:
+                sae = make(d_in) if sparsity is None else make(d_in, k=None, sparsity=sparsity)
+                name = spec_name(sae, sparsity)
+                base, n = name, 2
+                while (layer, name) in seen:
+                    name, n = f"{base}_{n}", n + 1
+                seen.add((layer, name))
+                key = f"L{layer:02d}_{name}".replace(".", "p")
+                modules[key] = sae
+                entries.append(GridEntry(layer, pos, name, key))
+    return modules, entries

@@ -1,0 +1,169 @@
+"""SAEModule: trains a grid of SAEs (layers × specs × sparsities) on each cached batch at once."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import lightning as L
+import torch
+import torch.distributed as dist
+import torch.nn.functional as F
+from lightning.pytorch.cli import OptimizerCallable
+from torch import Tensor, nn
+
+from saelight.grid import GridEntry, build_grid
+from saelight.metrics.reconstruction import FVU, MSE, CosineSimilarity
+from saelight.metrics.sparsity import L0, FeatureDensity
+from saelight.sae.base import SAE
+from saelight.sae.schedules import SparsityAnneal, WarmupDecay
+
+
+class SAEModule(L.LightningModule):
+    """Every SAE of the grid sees every batch; each has its own parameters, optimiser state
+    (its own Adam param group), sparsity schedule, dead-latent counter and metrics.
+
+    The training loss is Σ_SAE [MSE(x̂, x) + aux], a sum rather than the paper's mean over SAEs so that
+    an SAE trains the same whether it is alone or in a grid (Adam is invariant to the 1/N factor up to eps).
+
+    Args:
+        saes: SAE specs (class_path + init_args); each is built once per cache layer and sparsity.
+        sparsities: if set, each spec is built once per sparsity s (k = int((1 - s) * d_sae)).
+        d_in: activation width; linked from the data, never set by hand.
+        layers: backbone layers of the cache rows; linked from the data.
+        optimizer: optimiser factory (torch.optim.Adam at lr 1e-3 is the paper's).
+        lr_schedule: optional LR multiplier per step (warm-up + decay).
+        sparsity_schedule: optional anneal of each SAE's sparsity knob (k, or the L1/L0 coefficient)
+            from a start value to its configured target.
+        dead_after_samples: a latent that has not fired for this many training rows counts as dead
+            (feeds the AuxK loss and the logged dead fraction).
+        nonfinite: "error" stops on a NaN/Inf batch; "skip" drops such rows (counted in the logs).
+    """
+
+    def __init__(
+        self,
+        saes: list[Callable[..., SAE]],
+        sparsities: list[float] | None = None,
+        d_in: int = 0,
+        layers: list[int] | None = None,
+        optimizer: OptimizerCallable = torch.optim.Adam,
+        lr_schedule: WarmupDecay | None = None,
+        sparsity_schedule: SparsityAnneal | None = None,
+        dead_after_samples: int = 100_000,
+        nonfinite: str = "error",
+    ) -> None:
+        super().__init__()
+        if nonfinite not in ("error", "skip"):
+            raise ValueError(f"model.nonfinite must be 'error' or 'skip', got {nonfinite!r}")
+        self.layers = list(layers) if layers else [0]
+        self.saes, self.grid = build_grid(saes, sparsities, d_in, self.layers)
+        self.d_in = d_in
+        self.optimizer_factory, self.lr_schedule = optimizer, lr_schedule
+        self.sparsity_schedule, self.dead_after_samples = sparsity_schedule, dead_after_samples
+        self.nonfinite = nonfinite
+        self.targets = {e.key: float(getattr(self.saes[e.key], self.saes[e.key].sparsity_attr))
+                        for e in self.grid}
+        for e in self.grid:
+            self.register_buffer(f"since_fired_{e.key}", torch.zeros(self.saes[e.key].d_sae, dtype=torch.long))
+        self.register_buffer("nonfinite_rows", torch.zeros((), dtype=torch.long))
+        self.val_metrics = nn.ModuleDict({e.key: self._metric_set(self.saes[e.key]) for e in self.grid})
+        self.data_initialized = False
+
+    @staticmethod
+    def _metric_set(sae: SAE) -> nn.ModuleDict:
+        return nn.ModuleDict({"mse": MSE(), "fvu": FVU(), "cosine": CosineSimilarity(),
+                              "l0": L0(sae.d_sae), "density": FeatureDensity(sae.d_sae)})
+
+    def sae(self, entry: GridEntry) -> SAE:
+        return self.saes[entry.key]  # type: ignore[return-value]
+
+    def since_fired(self, entry: GridEntry) -> Tensor:
+        return getattr(self, f"since_fired_{entry.key}")
+
+    def configure_optimizers(self):  # noqa: ANN201 (Lightning's union of return types)
+        groups = [{"params": list(self.sae(e).parameters()), "name": e.key} for e in self.grid]
+        optimizer = self.optimizer_factory(groups)
+        if self.lr_schedule is None:
+            return optimizer
+        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, self.lr_schedule)
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+
+    def _clean(self, x: Tensor) -> Tensor:
+        finite = torch.isfinite(x).flatten(1).all(1)
+        if bool(finite.all()):  # one host sync per batch; cheap next to the encoder matmul
+            return x
+        if self.nonfinite == "error":
+            raise ValueError(f"{int((~finite).sum())} cached rows hold NaN/Inf activations; set "
+                             "model.nonfinite: skip to drop them")
+        self.nonfinite_rows += (~finite).sum()
+        return x[finite]
+
+    def on_train_batch_start(self, batch: dict[str, Tensor], batch_idx: int) -> None:
+        if not self.data_initialized:
+            for e in self.grid:
+                self.sae(e).initialize_from_data(batch["x"][:, e.layer_pos].float())
+            self.data_initialized = True
+        if self.sparsity_schedule is not None:
+            for e in self.grid:
+                sae = self.sae(e)
+                value = self.sparsity_schedule(self.global_step, self.targets[e.key])
+                setattr(sae, sae.sparsity_attr, round(value) if sae.sparsity_attr == "k" else value)
+
+    def training_step(self, batch: dict[str, Tensor], batch_idx: int) -> Tensor:
+        x = self._clean(batch["x"])
+        log_now = self.global_step % max(self.trainer.log_every_n_steps, 1) == 0
+        total = x.new_zeros(())
+        world = self.trainer.world_size
+        for e in self.grid:
+            sae, xi = self.sae(e), x[:, e.layer_pos]
+            counter = self.since_fired(e)
+            out = sae(xi, dead_mask=counter >= self.dead_after_samples)
+            mse = F.mse_loss(out.x_hat.float(), xi)
+            total = total + mse + out.aux_loss
+            fired = (out.z > 0).any(0)
+            if world > 1 and dist.is_initialized():
+                fired = fired.to(torch.uint8)
+                dist.all_reduce(fired, op=dist.ReduceOp.MAX)
+                fired = fired.bool()
+            counter.add_(xi.shape[0] * world).masked_fill_(fired, 0)
+            if log_now:
+                self.log_dict({f"{e.prefix}/train/mse": mse.detach(),
+                               f"{e.prefix}/train/aux_loss": out.aux_loss.detach(),
+                               f"{e.prefix}/train/{sae.sparsity_attr}": float(getattr(sae, sae.sparsity_attr)),
+                               f"{e.prefix}/train/dead_fraction": (counter >= self.dead_after_samples).float().mean()})
+        self.log("train/loss", total.detach(), prog_bar=True)
+        return total
+
+    def on_before_optimizer_step(self, optimizer: torch.optim.Optimizer) -> None:
+        for e in self.grid:
+            self.sae(e).remove_parallel_decoder_grad()
+
+    def on_train_batch_end(self, outputs: object, batch: object, batch_idx: int) -> None:
+        for e in self.grid:
+            self.sae(e).normalize_decoder()
+
+    def validation_step(self, batch: dict[str, Tensor], batch_idx: int) -> None:
+        x = self._clean(batch["x"])
+        for e in self.grid:
+            xi = x[:, e.layer_pos]
+            sae = self.sae(e)
+            z = sae.encode(xi)
+            x_hat = sae.decode(z).float()
+            metrics = self.val_metrics[e.key]
+            for name in ("mse", "fvu", "cosine"):
+                metrics[name].update(xi, x_hat)
+            metrics["l0"].update(z)
+            metrics["density"].update(z)
+
+    def on_validation_epoch_end(self) -> None:
+        logs: dict[str, Tensor | float] = {}
+        for e in self.grid:
+            metrics = self.val_metrics[e.key]
+            for name in ("mse", "fvu", "cosine", "l0"):
+                logs[f"{e.prefix}/val/{name}"] = metrics[name].compute()
+            density = metrics["density"].compute()
+            logs[f"{e.prefix}/val/dead_fraction"] = density["dead_fraction"]
+            logs[f"{e.prefix}/val/dense_fraction"] = density["dense_fraction"]
+            for metric in metrics.values():
+                metric.reset()
+        logs["val/mse_mean"] = torch.stack([torch.as_tensor(logs[f"{e.prefix}/val/mse"]) for e in self.grid]).mean()
+        self.log_dict(logs, sync_dist=False)

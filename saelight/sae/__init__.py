@@ -1,0 +1,22 @@
+"""SAE architectures behind one interface (`SAE`: encode / decode / forward) and their schedules.
+
+Importing this package registers every architecture in `SAE.registry`, which `SAE.from_pretrained`
+uses to rebuild an exported SAE from its `cfg.json`.
+"""
+
+from saelight.sae.base import SAE, SAEOutput
+from saelight.sae.batchtopk import BatchTopKSAE
+from saelight.sae.hierarchical import HierarchicalTopKSAE
+from saelight.sae.jumprelu import JumpReLUSAE
+from saelight.sae.relu import ReLUSAE
+from saelight.sae.topk import TopKSAE
+
+__all__ = [
+    "SAE",
+    "SAEOutput",
+    "TopKSAE",
+    "BatchTopKSAE",
+    "ReLUSAE",
+    "JumpReLUSAE",
+    "HierarchicalTopKSAE",
+]

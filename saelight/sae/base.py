@@ -1,0 +1,277 @@
+"""The one interface every SAE architecture implements, plus initialisation and export.
+
+Parameters use the SAELens orientation: `W_enc` (d_in, d_sae), `b_enc` (d_sae,), `W_dec`
+(d_sae, d_in), `b_dec` (d_in,). Subclasses (one file each) override `activate` and `aux_loss`, or
+`forward` and `encode` when training and inference differ (the TopK family). An export is a folder
+holding `CFG_FILE` and `WEIGHTS_FILE`, readable by `SAE.from_pretrained` and by other SAE tools.
+"""
+
+from __future__ import annotations
+
+import inspect
+import json
+import math
+import os
+from pathlib import Path
+from typing import Any, ClassVar, Literal, NamedTuple
+
+import torch
+from safetensors.torch import load_file, save_file
+from torch import Tensor, nn
+
+CFG_FILE = "cfg.json"
+WEIGHTS_FILE = "sae_weights.safetensors"
+B_DEC_INITS = ("zeros", "mean", "geometric_median")
+_VARIADIC = (inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.VAR_KEYWORD)
+
+
+class SAEOutput(NamedTuple):
+    """What `SAE.forward` returns; the training loss is `mse(x_hat, x) + aux_loss`."""
+
+    x_hat: Tensor
+    """(batch, d_in) reconstruction of the raw input."""
+    z: Tensor
+    """(batch, d_sae) dense non-negative codes, for metrics and dead-latent counting."""
+    aux_loss: Tensor
+    """Scalar, already weighted: AuxK, L1, L0 or multi-k terms; exactly 0 when there are none."""
+
+
+class SAE(nn.Module):
+    """Sparse autoencoder x -> z = f((s·x - b_dec) W_enc + b_enc) -> x_hat = (z W_dec + b_dec) / s.
+
+    `s` is the `input_scale` buffer: 1, or with `normalize_input` the scalar that makes the mean of
+    ||s·x||² over the first batch equal to d_in. `encode`, `decode` and `forward` always take and
+    return raw activations; every penalty in `aux_loss` is computed in the normalised space and
+    multiplied by `loss_scale` = 1/s², so `mse(x_hat, x) + aux_loss` is the normalised-space loss
+    times the constant 1/s² (Adam is invariant to that factor) and coefficients keep their meaning
+    across layers. `save_pretrained` folds s into the weights (W_enc·s, W_dec/s, b_dec/s), which
+    leaves every code z unchanged.
+    """
+
+    registry: ClassVar[dict[str, type[SAE]]] = {}
+    architecture: ClassVar[str]
+    sparsity_attr: ClassVar[str]
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        name = cls.__dict__.get("architecture")
+        if not isinstance(name, str):
+            raise TypeError(f"{cls.__name__} must declare `architecture: ClassVar[str]`")
+        if name in SAE.registry:
+            raise ValueError(
+                f"SAE architecture {name!r} is already registered by "
+                f"{SAE.registry[name].__qualname__}; pick another name for {cls.__qualname__}"
+            )
+        SAE.registry[name] = cls
+
+    def __init__(
+        self,
+        d_in: int,
+        d_sae: int,
+        *,
+        decoder_bias: bool = True,
+        unit_norm_decoder: bool = True,
+        encoder_init_from_decoder: bool = True,
+        b_dec_init: Literal["zeros", "mean", "geometric_median"] = "mean",
+        normalize_input: bool = False,
+    ) -> None:
+        """Builds the four SAE tensors with a seeded, deterministic initialisation.
+
+        Args:
+            d_in: width of the activations.
+            d_sae: number of latents (dictionary size).
+            decoder_bias: learn `b_dec`, subtracted from the input and added to the output; if
+                False `b_dec` is a zero buffer (the paper preset).
+            unit_norm_decoder: keep every row of `W_dec` at unit L2 norm (initialised so, and
+                restored by `normalize_decoder` after each optimiser step).
+            encoder_init_from_decoder: initialise `W_enc = W_dec.T` (Gao et al. 2024, sec. 2.4);
+                otherwise U(-1/sqrt(d_in), 1/sqrt(d_in)) like `nn.Linear`.
+            b_dec_init: how `initialize_from_data` sets `b_dec` from the first batch; ignored
+                without `decoder_bias`.
+            normalize_input: scale inputs by a scalar so that mean ||x||² = d_in on the first
+                batch (stored as the `input_scale` buffer, folded into the weights at export).
+        """
+        super().__init__()
+        if d_in < 1 or d_sae < 1:
+            raise ValueError(f"d_in and d_sae must be >= 1, got d_in={d_in}, d_sae={d_sae}")
+        if b_dec_init not in B_DEC_INITS:
+            raise ValueError(f"b_dec_init must be one of {B_DEC_INITS}, got {b_dec_init!r}")
+        self.d_in, self.d_sae = d_in, d_sae
+        self.decoder_bias = decoder_bias
+        self.unit_norm_decoder = unit_norm_decoder
+        self.encoder_init_from_decoder = encoder_init_from_decoder
+        self.b_dec_init = b_dec_init
+        self.normalize_input = normalize_input
+
+        if unit_norm_decoder:
+            W_dec = torch.randn(d_sae, d_in)
+            W_dec /= W_dec.norm(dim=1, keepdim=True)
+        else:
+            W_dec = torch.empty(d_sae, d_in).uniform_(-1, 1) / math.sqrt(d_sae)
+        if encoder_init_from_decoder:
+            W_enc = W_dec.T.clone()
+        else:
+            W_enc = torch.empty(d_in, d_sae).uniform_(-1, 1) / math.sqrt(d_in)
+        self.W_enc = nn.Parameter(W_enc)
+        self.b_enc = nn.Parameter(torch.zeros(d_sae))
+        self.W_dec = nn.Parameter(W_dec)
+        if decoder_bias:
+            self.b_dec = nn.Parameter(torch.zeros(d_in))
+        else:
+            self.register_buffer("b_dec", torch.zeros(d_in))
+        self.register_buffer("input_scale", torch.ones(()))
+
+    @property
+    def loss_scale(self) -> Tensor:
+        """1/s²: converts a normalised-space loss to the units of mse on raw activations."""
+        return self.input_scale.reciprocal().square()
+
+    def center(self, x: Tensor) -> Tensor:
+        """x: (batch, d_in) raw -> s·x - b_dec, the encoder input in the normalised space."""
+        return x * self.input_scale - self.b_dec
+
+    def pre_activation(self, x_c: Tensor) -> Tensor:
+        """x_c: (batch, d_in) centred input -> z_pre = x_c W_enc + b_enc, (batch, d_sae)."""
+        # addmm keeps z_pre in the autocast dtype; `@` followed by `+ b_enc` would promote to fp32.
+        return torch.addmm(self.b_enc, x_c, self.W_enc)
+
+    def activate(self, z_pre: Tensor) -> Tensor:
+        """z_pre: (batch, d_sae) -> z: (batch, d_sae) non-negative codes (training semantics)."""
+        raise NotImplementedError
+
+    def aux_loss(self, z_pre: Tensor, z: Tensor) -> Tensor:
+        """The weighted sparsity penalty of `forward`, in raw-mse units; 0 by default."""
+        return z.new_zeros((), dtype=torch.float32)
+
+    def encode(self, x: Tensor) -> Tensor:
+        """x: (batch, d_in) raw activations -> z: (batch, d_sae) codes (inference semantics)."""
+        return self.activate(self.pre_activation(self.center(x)))
+
+    def decode_normalized(self, z: Tensor) -> Tensor:
+        """z: (batch, d_sae) -> z W_dec + b_dec, the reconstruction in the normalised space."""
+        return z @ self.W_dec + self.b_dec
+
+    def decode(self, z: Tensor) -> Tensor:
+        """z: (batch, d_sae) -> x_hat: (batch, d_in) reconstruction of the raw activations."""
+        return self.decode_normalized(z) / self.input_scale
+
+    def forward(self, x: Tensor, dead_mask: Tensor | None = None) -> SAEOutput:
+        """x: (batch, d_in) -> SAEOutput; `dead_mask` (d_sae,) is only used by AuxK subclasses."""
+        z_pre = self.pre_activation(self.center(x))
+        z = self.activate(z_pre)
+        return SAEOutput(self.decode(z), z, self.aux_loss(z_pre, z))
+
+    @torch.no_grad()
+    def initialize_from_data(self, x: Tensor) -> None:
+        """Sets `input_scale` and `b_dec` from the first training batch x: (batch, d_in)."""
+        x = x.detach().to(self.W_dec.dtype)
+        if self.normalize_input:
+            mean_sq = x.square().sum(dim=1).mean().clamp_min(torch.finfo(x.dtype).tiny)
+            self.input_scale.copy_((self.d_in / mean_sq).sqrt())
+        x = x * self.input_scale
+        if self.decoder_bias and self.b_dec_init == "mean":
+            self.b_dec.copy_(x.mean(dim=0))
+        elif self.decoder_bias and self.b_dec_init == "geometric_median":
+            self.b_dec.copy_(geometric_median(x))
+
+    @torch.no_grad()
+    def normalize_decoder(self) -> None:
+        """Rescales every row of `W_dec` to unit norm (no-op without `unit_norm_decoder`)."""
+        if self.unit_norm_decoder:
+            self.W_dec /= self.W_dec.norm(dim=1, keepdim=True).clamp_min(1e-12)
+
+    @torch.no_grad()
+    def remove_parallel_decoder_grad(self) -> None:
+        """Projects out of `W_dec.grad` each row's component along that row (Bricken et al. 2023)."""
+        grad = self.W_dec.grad
+        if not self.unit_norm_decoder or grad is None:
+            return
+        W = self.W_dec
+        sq_norm = W.square().sum(dim=1, keepdim=True).clamp_min(1e-12)
+        grad -= (grad * W).sum(dim=1, keepdim=True) / sq_norm * W
+
+    @classmethod
+    def init_parameters(cls) -> list[str]:
+        """Names of the constructor arguments, following `**kwargs` up to `SAE.__init__`."""
+        names: list[str] = []
+        for klass in cls.__mro__:
+            if "__init__" not in klass.__dict__:
+                continue
+            params = list(inspect.signature(klass.__init__).parameters.values())
+            names += [p.name for p in params[1:] if p.kind not in _VARIADIC]
+            if klass is SAE or not any(p.kind is p.VAR_KEYWORD for p in params):
+                break
+        return list(dict.fromkeys(names))
+
+    def init_kwargs(self) -> dict[str, Any]:
+        """The constructor arguments that rebuild this SAE; derived ones (e.g. `sparsity`) are
+        not stored as attributes and so are left out."""
+        return {n: getattr(self, n) for n in self.init_parameters() if hasattr(self, n)}
+
+    def export_state(self) -> dict[str, Tensor]:
+        """The tensors written to `WEIGHTS_FILE`, with `input_scale` folded into the weights."""
+        state = {n: t.detach().clone() for n, t in self.state_dict().items()}
+        s = state.pop("input_scale")
+        state["W_enc"] *= s
+        state["W_dec"] /= s
+        state["b_dec"] /= s
+        return state
+
+    def import_state(self, tensors: dict[str, Tensor]) -> None:
+        """Inverse of `export_state` (with `input_scale` = 1)."""
+        self.load_state_dict({**tensors, "input_scale": torch.ones(())})
+
+    def save_pretrained(self, directory: str | Path, **metadata: Any) -> None:
+        """Writes `CFG_FILE` and `WEIGHTS_FILE` into `directory`, each atomically.
+
+        Args:
+            directory: output folder, created if missing.
+            **metadata: extra JSON-able keys for `CFG_FILE` (backbone, layer, pooling, ...).
+        """
+        cfg: dict[str, Any] = {"architecture": self.architecture, **self.init_kwargs()}
+        clash = sorted(set(cfg) & set(metadata))
+        if clash:
+            raise ValueError(f"metadata keys {clash} clash with the SAE's own cfg keys")
+        # The export works on raw activations, so reloading must not normalise again.
+        cfg.update(normalize_input=False, folded_input_scale=float(self.input_scale), **metadata)
+        tensors = {n: t.to("cpu").contiguous() for n, t in self.export_state().items()}
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        tmp = directory / f".{WEIGHTS_FILE}.{os.getpid()}.tmp"
+        save_file(tensors, str(tmp))
+        os.replace(tmp, directory / WEIGHTS_FILE)
+        tmp = directory / f".{CFG_FILE}.{os.getpid()}.tmp"
+        tmp.write_text(json.dumps(cfg, indent=2) + "\n")
+        os.replace(tmp, directory / CFG_FILE)
+
+    @classmethod
+    def from_pretrained(cls, directory: str | Path, device: str | torch.device = "cpu") -> SAE:
+        """Loads a `save_pretrained` folder; unknown `CFG_FILE` keys are ignored. No pickle."""
+        directory = Path(directory)
+        cfg = json.loads((directory / CFG_FILE).read_text())
+        name = cfg.get("architecture")
+        if name not in SAE.registry:
+            raise ValueError(f"unknown architecture {name!r}; known: {sorted(SAE.registry)}")
+        sae_cls = SAE.registry[name]
+        if cls is not SAE and not issubclass(sae_cls, cls):
+            raise ValueError(f"{directory} holds a {name!r} SAE, not a {cls.architecture!r} one")
+        kwargs = {n: cfg[n] for n in sae_cls.init_parameters() if n in cfg}
+        sae = sae_cls(**kwargs)
+        sae.import_state(load_file(str(directory / WEIGHTS_FILE)))
+        return sae.to(device)
+
+    def extra_repr(self) -> str:
+        return f"d_in={self.d_in}, d_sae={self.d_sae}"
+
+
+def geometric_median(x: Tensor, max_iter: int = 100, tol: float = 1e-6) -> Tensor:
+    """x: (n, d) -> the point minimising Σ_i ||x_i - y||, by Weiszfeld iterations."""
+    y = x.mean(dim=0)
+    for _ in range(max_iter):
+        weights = (x - y).norm(dim=1).clamp_min(1e-8).reciprocal()
+        y_next = (weights[:, None] * x).sum(dim=0) / weights.sum()
+        done = (y_next - y).norm() <= tol * y.norm().clamp_min(1e-8)
+        y = y_next
+        if done:
+            break
+    return y

@@ -1,0 +1,192 @@
+"""Sparse training path for the TopK family: only the encoder matmul stays dense.
+
+With k active latents out of d_sae, a dense step costs five (batch × d_in × d_sae) matmuls: the
+encoder, the decoder, and three in the backward pass. Here the decoder is a gather of the k
+selected rows of `W_dec` (`F.embedding_bag`), and every backward product touches only the
+batch·k selected entries:
+
+    dL/dW_dec[i] = Σ_b z[b, i] · dL/dx_hat[b]          (transposed embedding_bag, entries by latent)
+    dL/dz[b, j]  = <dL/dx_hat[b], W_dec[idx[b, j]]>    (embedding_bag's per-sample-weight backward)
+    dL/dW_enc    = x_cᵀ G,  G the sparse (batch, d_sae) gradient of the selected pre-activations
+                 = (transposed embedding_bag of x_c rows, entries by latent)ᵀ
+
+so no (batch, k, d_in) temporary is ever built. The products run in the dtype of the
+pre-activations (bf16 under autocast, with fp32 accumulation inside embedding_bag) and the
+gradients are returned in each parameter's own dtype (fp32 master weights). Autocast is switched
+off inside the functions because it would upcast embedding_bag to fp32. Nothing here reads a
+value back to the host, so CUDA steps do not synchronise.
+
+`SPARSE_AUTO_MAX_DENSITY`: measured on the 2-core AMX CPU of the development machine, d_in 768,
+d_sae 6144, batch 4096, bf16 autocast (see benchmarks/sae_step.py): the sparse step beats the dense
+one up to k/d_sae ~ 1/8; on GPUs the dense matmuls are relatively cheaper still, so auto mode
+stays a little below that.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+SPARSE_AUTO_MAX_DENSITY = 0.1
+
+
+def use_sparse(sparse: bool | None, k: int, d_sae: int) -> bool:
+    """The `sparse` switch of the TopK family: None means auto (k/d_sae <= the max density)."""
+    return sparse if sparse is not None else k / d_sae <= SPARSE_AUTO_MAX_DENSITY
+
+
+class Pattern(NamedTuple):
+    """Where a (batch, d_sae) code matrix is non-zero: nnz entries ordered by sample."""
+
+    rows: Tensor
+    """(nnz,) sample of each entry, non-decreasing."""
+    cols: Tensor
+    """(nnz,) latent of each entry."""
+    flat: Tensor
+    """(nnz,) rows * d_sae + cols, the entry's index in the flattened matrix."""
+    offsets: Tensor
+    """(batch,) index of each sample's first entry (embedding_bag bags)."""
+    d_sae: int
+    by_latent: tuple[Tensor, Tensor, Tensor] | None
+    """For the transposed products: (order sorting the entries by latent, rows in that order,
+    (d_sae,) index of each latent's first entry); None on the dense path."""
+
+
+def _counts_to_offsets(index: Tensor, size: int) -> Tensor:
+    """Exclusive cumulative count of `index` values; scatter_add, unlike bincount, never syncs."""
+    counts = torch.zeros(size, dtype=torch.long, device=index.device)
+    counts.scatter_add_(0, index, torch.ones_like(index))
+    return counts.cumsum(0) - counts
+
+
+def _pattern(rows: Tensor, cols: Tensor, offsets: Tensor, d_sae: int, transpose: bool) -> Pattern:
+    by_latent = None
+    if transpose:
+        order = torch.argsort(cols)
+        by_latent = (order, rows[order], _counts_to_offsets(cols, d_sae))
+    return Pattern(rows, cols, rows * d_sae + cols, offsets, d_sae, by_latent)
+
+
+def pattern_from_topk(idx: Tensor, d_sae: int, transpose: bool = False) -> Pattern:
+    """idx: (batch, k) latent indices per sample; `transpose` prepares the sparse backward."""
+    batch, k = idx.shape
+    rows = torch.arange(batch, device=idx.device).repeat_interleave(k)
+    offsets = torch.arange(0, batch * k, k, device=idx.device)
+    return _pattern(rows, idx.reshape(-1), offsets, d_sae, transpose)
+
+
+def pattern_from_flat(flat: Tensor, batch: int, d_sae: int, transpose: bool = False) -> Pattern:
+    """flat: (nnz,) indices into the flattened (batch, d_sae) matrix, in any order."""
+    flat = torch.sort(flat).values
+    rows, cols = flat // d_sae, flat % d_sae
+    return _pattern(rows, cols, _counts_to_offsets(rows, batch), d_sae, transpose)
+
+
+def _by_latent_sum(p: Pattern, weights: Tensor, dense: Tensor) -> Tensor:
+    """out[i] = Σ_{entries e of latent i} weights[e] · dense[rows[e]]: (d_sae, dense.shape[1]).
+
+    The sparse-transpose × dense product Gᵀ·dense, as one embedding_bag with a bag per latent.
+    """
+    if p.by_latent is None:
+        raise ValueError("the sparse backward needs a Pattern built with transpose=True")
+    order, rows_by_latent, latent_offsets = p.by_latent
+    return F.embedding_bag(
+        rows_by_latent, dense, latent_offsets, mode="sum", per_sample_weights=weights[order]
+    )
+
+
+class _SelectLinear(torch.autograd.Function):
+    """vals[e] = x_c[rows[e]] · W_enc[:, cols[e]] + b_enc[cols[e]], with a sparse backward.
+
+    The forward values come in precomputed (`z_sel`, read from the dense pre-activations that were
+    needed anyway to choose the pattern), so the forward pass does no work.
+    """
+
+    @staticmethod
+    def forward(ctx, x_c: Tensor, W_enc: Tensor, b_enc: Tensor, z_sel: Tensor, p: Pattern):
+        ctx.p = p
+        ctx.save_for_backward(x_c.to(z_sel.dtype), W_enc, b_enc)
+        return z_sel.clone()
+
+    @staticmethod
+    def backward(ctx, grad: Tensor):
+        x_c, W_enc, b_enc = ctx.saved_tensors
+        p: Pattern = ctx.p
+        grad = grad.to(x_c.dtype)
+        grad_x = grad_W = grad_b = None
+        with torch.autocast(grad.device.type, enabled=False):
+            if ctx.needs_input_grad[0]:
+                W_t = W_enc.t().to(x_c.dtype).contiguous()
+                grad_x = F.embedding_bag(p.cols, W_t, p.offsets, mode="sum", per_sample_weights=grad)
+            if ctx.needs_input_grad[1]:
+                grad_W = torch.empty_like(W_enc).copy_(_by_latent_sum(p, grad, x_c).t())
+            if ctx.needs_input_grad[2]:
+                grad_b = torch.zeros_like(b_enc).index_add_(0, p.cols, grad.to(b_enc.dtype))
+        return grad_x, grad_W, grad_b, None, None
+
+
+class _SparseDecode(torch.autograd.Function):
+    """out[b] = Σ_{entries e of sample b} vals[e] · W_dec[cols[e]]: (batch, d_in)."""
+
+    @staticmethod
+    def forward(ctx, vals: Tensor, W_dec: Tensor, p: Pattern):
+        W_c = W_dec.to(vals.dtype)
+        with torch.autocast(vals.device.type, enabled=False):
+            out = F.embedding_bag(p.cols, W_c, p.offsets, mode="sum", per_sample_weights=vals)
+        ctx.p, ctx.W_dtype = p, W_dec.dtype
+        ctx.save_for_backward(vals, W_c)
+        return out
+
+    @staticmethod
+    def backward(ctx, grad: Tensor):
+        vals, W_c = ctx.saved_tensors
+        p: Pattern = ctx.p
+        grad = grad.to(vals.dtype).contiguous()
+        grad_vals = grad_W = None
+        with torch.autocast(grad.device.type, enabled=False):
+            if ctx.needs_input_grad[0]:
+                # mode 0 = sum, padding_idx -1 = none; the same kernel embedding_bag's own
+                # backward uses: one dot product per entry, no (nnz, d_in) gather.
+                grad_vals = torch.ops.aten._embedding_bag_per_sample_weights_backward(
+                    grad, W_c, p.cols, p.offsets, p.rows, 0, -1
+                )
+            if ctx.needs_input_grad[1]:
+                grad_W = _by_latent_sum(p, vals, grad).to(ctx.W_dtype)
+        return grad_vals, grad_W, None
+
+
+def gather_codes(
+    z_pre: Tensor, x_c: Tensor, W_enc: Tensor, b_enc: Tensor, p: Pattern, sparse: bool
+) -> Tensor:
+    """ReLU(z_pre) at the pattern's entries, (nnz,), differentiable w.r.t. the encoder.
+
+    Args:
+        z_pre: (batch, d_sae) pre-activations, x_c W_enc + b_enc; on the sparse path computed
+            without grad (the gradient comes from `_SelectLinear` instead).
+        x_c: (batch, d_in) centred encoder input.
+        W_enc: (d_in, d_sae) encoder weight.
+        b_enc: (d_sae,) encoder bias.
+        p: the selected entries.
+        sparse: use the sparse backward.
+    """
+    if sparse:
+        z_sel = torch.take(z_pre.detach(), p.flat)
+        return F.relu(_SelectLinear.apply(x_c, W_enc, b_enc, z_sel, p))
+    return F.relu(torch.take(z_pre, p.flat))
+
+
+def dense_codes(vals: Tensor, p: Pattern) -> Tensor:
+    """vals: (nnz,) -> the (batch, d_sae) matrix holding them at the pattern's entries."""
+    batch = p.offsets.shape[0]
+    z = vals.new_zeros(batch * p.d_sae).scatter(0, p.flat, vals)
+    return z.view(batch, p.d_sae)
+
+
+def decode_codes(vals: Tensor, W_dec: Tensor, p: Pattern, sparse: bool) -> Tensor:
+    """vals: (nnz,) -> Σ_e vals[e] · W_dec[cols[e]] per sample, (batch, d_in), without b_dec."""
+    if sparse:
+        return _SparseDecode.apply(vals, W_dec, p)
+    return dense_codes(vals, p) @ W_dec
