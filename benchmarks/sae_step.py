@@ -104,8 +104,10 @@ def run(args: argparse.Namespace) -> dict:
         "saelight sparse bf16": (sae(args.k, True), True),
         "saelight sparse bf16 + AuxK": (with_dead(sae(args.k, True)), True),
     }
-    results = {name: samples_per_s(make_step(m, x, bf16), args.batch, args)
-               for name, (m, bf16) in rows.items()}
+    results = {
+        name: samples_per_s(make_step(m, x, bf16), args.batch, args)
+        for name, (m, bf16) in rows.items()
+    }
     sweep = {}
     if args.sweep:
         for k in args.sweep_ks:
@@ -131,16 +133,24 @@ def main() -> None:
     args = parser.parse_args()
     out = run(args)
     base = out["results"]["plain dense fp32 (baseline)"]
-    print(f"| d_in {args.d_in}, d_sae {args.d_sae}, k {args.k}, batch {args.batch} | samples/s "
-          f"| vs baseline |\n|---|---:|---:|")
+    print(
+        f"| d_in {args.d_in}, d_sae {args.d_sae}, k {args.k}, batch {args.batch} | samples/s "
+        f"| vs baseline |\n|---|---:|---:|"
+    )
     for name, rate in out["results"].items():
         print(f"| {name} | {rate:,.0f} | {rate / base:.2f}x |")
     for k, modes in out["sweep_bf16"].items():
-        print(f"k={k} (k/d_sae={k / args.d_sae:.3f}) bf16: dense {modes['dense']:,.0f}, "
-              f"sparse {modes['sparse']:,.0f} samples/s")
+        print(
+            f"k={k} (k/d_sae={k / args.d_sae:.3f}) bf16: dense {modes['dense']:,.0f}, "
+            f"sparse {modes['sparse']:,.0f} samples/s"
+        )
     device = torch.cuda.get_device_name() if args.device == "cuda" else platform.processor()
-    meta = {"device": device or platform.machine(), "threads": torch.get_num_threads(),
-            "torch": torch.__version__, **vars(args)}
+    meta = {
+        "device": device or platform.machine(),
+        "threads": torch.get_num_threads(),
+        "torch": torch.__version__,
+        **vars(args),
+    }
     path = Path(__file__).with_suffix(".json")
     path.write_text(json.dumps({"config": meta, **out}, indent=2) + "\n")
 

@@ -47,7 +47,10 @@ def report_command(args: list[str]) -> None:
     report_main(args)
 
 
-COMMANDS: dict[str, Callable[[list[str]], None]] = {"cache": cache_command, "report": report_command}
+COMMANDS: dict[str, Callable[[list[str]], None]] = {
+    "cache": cache_command,
+    "report": report_command,
+}
 
 
 def main(args: list[str] | None = None) -> None:

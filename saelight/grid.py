@@ -19,12 +19,14 @@ class GridEntry:
         layer_pos: position of that layer in the cache rows' layer axis.
         name: spec name, e.g. "topk_s90" (sparsity 90 %) or "relu".
         key: the ModuleDict key (no dots), e.g. "L03_topk_s90".
+        sparsity: the grid's sparsity for this SAE (None when the spec sets k itself).
     """
 
     layer: int
     layer_pos: int
     name: str
     key: str
+    sparsity: float | None = None
 
     @property
     def prefix(self) -> str:
@@ -59,5 +61,5 @@ def build_grid(
                 seen.add((layer, name))
                 key = f"L{layer:02d}_{name}".replace(".", "p")
                 modules[key] = sae
-                entries.append(GridEntry(layer, pos, name, key))
+                entries.append(GridEntry(layer, pos, name, key, sparsity))
     return modules, entries

@@ -60,18 +60,31 @@ class SAEModule(L.LightningModule):
         self.optimizer_factory, self.lr_schedule = optimizer, lr_schedule
         self.sparsity_schedule, self.dead_after_samples = sparsity_schedule, dead_after_samples
         self.nonfinite = nonfinite
-        self.targets = {e.key: float(getattr(self.saes[e.key], self.saes[e.key].sparsity_attr))
-                        for e in self.grid}
+        self.targets = {
+            e.key: float(getattr(self.saes[e.key], self.saes[e.key].sparsity_attr))
+            for e in self.grid
+        }
         for e in self.grid:
-            self.register_buffer(f"since_fired_{e.key}", torch.zeros(self.saes[e.key].d_sae, dtype=torch.long))
+            self.register_buffer(
+                f"since_fired_{e.key}", torch.zeros(self.saes[e.key].d_sae, dtype=torch.long)
+            )
         self.register_buffer("nonfinite_rows", torch.zeros((), dtype=torch.long))
-        self.val_metrics = nn.ModuleDict({e.key: self._metric_set(self.saes[e.key]) for e in self.grid})
+        self.val_metrics = nn.ModuleDict(
+            {e.key: self._metric_set(self.saes[e.key]) for e in self.grid}
+        )
         self.data_initialized = False
 
     @staticmethod
     def _metric_set(sae: SAE) -> nn.ModuleDict:
-        return nn.ModuleDict({"mse": MSE(), "fvu": FVU(), "cosine": CosineSimilarity(),
-                              "l0": L0(sae.d_sae), "density": FeatureDensity(sae.d_sae)})
+        return nn.ModuleDict(
+            {
+                "mse": MSE(),
+                "fvu": FVU(),
+                "cosine": CosineSimilarity(),
+                "l0": L0(sae.d_sae),
+                "density": FeatureDensity(sae.d_sae),
+            }
+        )
 
     def sae(self, entry: GridEntry) -> SAE:
         return self.saes[entry.key]  # type: ignore[return-value]
@@ -85,15 +98,20 @@ class SAEModule(L.LightningModule):
         if self.lr_schedule is None:
             return optimizer
         scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, self.lr_schedule)
-        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+        return {
+            "optimizer": optimizer,
+            "lr_scheduler": {"scheduler": scheduler, "interval": "step"},
+        }
 
     def _clean(self, x: Tensor) -> Tensor:
         finite = torch.isfinite(x).flatten(1).all(1)
         if bool(finite.all()):  # one host sync per batch; cheap next to the encoder matmul
             return x
         if self.nonfinite == "error":
-            raise ValueError(f"{int((~finite).sum())} cached rows hold NaN/Inf activations; set "
-                             "model.nonfinite: skip to drop them")
+            raise ValueError(
+                f"{int((~finite).sum())} cached rows hold NaN/Inf activations; set "
+                "model.nonfinite: skip to drop them"
+            )
         self.nonfinite_rows += (~finite).sum()
         return x[finite]
 
@@ -126,10 +144,18 @@ class SAEModule(L.LightningModule):
                 fired = fired.bool()
             counter.add_(xi.shape[0] * world).masked_fill_(fired, 0)
             if log_now:
-                self.log_dict({f"{e.prefix}/train/mse": mse.detach(),
-                               f"{e.prefix}/train/aux_loss": out.aux_loss.detach(),
-                               f"{e.prefix}/train/{sae.sparsity_attr}": float(getattr(sae, sae.sparsity_attr)),
-                               f"{e.prefix}/train/dead_fraction": (counter >= self.dead_after_samples).float().mean()})
+                self.log_dict(
+                    {
+                        f"{e.prefix}/train/mse": mse.detach(),
+                        f"{e.prefix}/train/aux_loss": out.aux_loss.detach(),
+                        f"{e.prefix}/train/{sae.sparsity_attr}": float(
+                            getattr(sae, sae.sparsity_attr)
+                        ),
+                        f"{e.prefix}/train/dead_fraction": (counter >= self.dead_after_samples)
+                        .float()
+                        .mean(),
+                    }
+                )
         self.log("train/loss", total.detach(), prog_bar=True)
         return total
 
@@ -165,5 +191,7 @@ class SAEModule(L.LightningModule):
             logs[f"{e.prefix}/val/dense_fraction"] = density["dense_fraction"]
             for metric in metrics.values():
                 metric.reset()
-        logs["val/mse_mean"] = torch.stack([torch.as_tensor(logs[f"{e.prefix}/val/mse"]) for e in self.grid]).mean()
+        logs["val/mse_mean"] = torch.stack(
+            [torch.as_tensor(logs[f"{e.prefix}/val/mse"]) for e in self.grid]
+        ).mean()
         self.log_dict(logs, sync_dist=False)

@@ -363,7 +363,16 @@ def _load(model: str, revision: str | None, trust_remote_code: bool) -> tuple[An
             f"model={model!r} has no loadable audio feature extractor "
             f"(preprocessor_config.json): {err}"
         ) from err
-    return feature_extractor, AutoModel.from_pretrained(source, **kwargs)
+    net, info = AutoModel.from_pretrained(source, output_loading_info=True, **kwargs)
+    # A weight missing from the checkpoint is silently random (how the paper's WavLM-as-wav2vec2
+    # load went wrong); masked_spec_embed only serves training-time masking.
+    missing = sorted(k for k in info["missing_keys"] if "masked_spec_embed" not in k)
+    if missing:
+        raise ValueError(
+            f"model={model!r} loaded as {type(net).__name__}, but {len(missing)} of its weights "
+            f"are missing from the checkpoint (e.g. {missing[:3]}) and would be random"
+        )
+    return feature_extractor, net
 
 
 def _kind(model: str, feature_extractor: Any, net: Any) -> Literal["waveform", "ast", "whisper"]:

@@ -73,7 +73,9 @@ class ActivationCache:
         if pooling not in ("clip", "frame"):
             raise ValueError(f"cache.pooling must be 'clip' or 'frame', got {pooling!r}")
         if storage_dtype not in STORAGE_DTYPES:
-            raise ValueError(f"cache.storage_dtype must be one of {STORAGE_DTYPES}, got {storage_dtype!r}")
+            raise ValueError(
+                f"cache.storage_dtype must be one of {STORAGE_DTYPES}, got {storage_dtype!r}"
+            )
         if crops_per_file < 1 or clips_per_shard < 1 or batch_size < 1:
             raise ValueError("cache.crops_per_file, clips_per_shard and batch_size must be >= 1")
         if crop_seconds is not None and crop_seconds <= 0:
@@ -100,9 +102,13 @@ class ActivationCache:
             "backbone": self.backbone.identity(),
             "source": self.source.fingerprint(),
             "extraction": {
-                "pooling": self.pooling, "crop_seconds": self.crop_seconds,
-                "crops_per_file": self.crops_per_file, "test_full_length": self.test_full_length,
-                "storage_dtype": self.storage_dtype, "egemaps": self.egemaps, "seed": self.seed,
+                "pooling": self.pooling,
+                "crop_seconds": self.crop_seconds,
+                "crops_per_file": self.crops_per_file,
+                "test_full_length": self.test_full_length,
+                "storage_dtype": self.storage_dtype,
+                "egemaps": self.egemaps,
+                "seed": self.seed,
                 "sample_rate": self.backbone.sample_rate,
             },
             "layers": self.layers,
@@ -135,8 +141,13 @@ class ActivationCache:
         start = writer.next_clip
         if start:
             log.info("resuming cache %s at clip %d of %d", self.directory, start, len(clips))
-        bar = tqdm(total=len(clips), initial=start, unit="clip", disable=not progress,
-                   desc=f"cache {self.directory.name}")
+        bar = tqdm(
+            total=len(clips),
+            initial=start,
+            unit="clip",
+            disable=not progress,
+            desc=f"cache {self.directory.name}",
+        )
         t0 = time.perf_counter()
         for shard_start in range(start, len(clips), self.clips_per_shard):
             shard_end = min(shard_start + self.clips_per_shard, len(clips))
@@ -146,8 +157,13 @@ class ActivationCache:
         manifest["complete"] = True
         write_manifest(self.directory, manifest)
         n_skipped = len(manifest["skipped"])
-        log.info("cache %s complete: %d rows, %d clips skipped, %.1f s", self.directory,
-                 manifest["n_rows"], n_skipped, time.perf_counter() - t0)
+        log.info(
+            "cache %s complete: %d rows, %d clips skipped, %.1f s",
+            self.directory,
+            manifest["n_rows"],
+            n_skipped,
+            time.perf_counter() - t0,
+        )
         return self.open()
 
     def _start_manifest(self) -> dict[str, Any]:
@@ -157,13 +173,20 @@ class ActivationCache:
             check_compatible(manifest, recipe, self.directory)
             return manifest
         self.directory.mkdir(parents=True, exist_ok=True)
-        manifest = {**recipe, "complete": False, "n_rows": 0, "shards": [], "skipped": [],
-                    "created": time.strftime("%Y-%m-%dT%H:%M:%S")}
+        manifest = {
+            **recipe,
+            "complete": False,
+            "n_rows": 0,
+            "shards": [],
+            "skipped": [],
+            "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
+        }
         write_manifest(self.directory, manifest)
         return manifest
 
-    def _extract_range(self, clips: list[Clip], start: int, end: int, writer: ShardWriter,
-                       bar: tqdm) -> None:
+    def _extract_range(
+        self, clips: list[Clip], start: int, end: int, writer: ShardWriter, bar: tqdm
+    ) -> None:
         batch: list[tuple[int, Clip, Segment, np.ndarray]] = []
         for index, clip, loaded in self._load_ahead(clips, start, end):
             if isinstance(loaded, BadAudioError):
@@ -177,21 +200,32 @@ class ActivationCache:
         if batch:
             self._run_batch(batch, writer)
 
-    def _load_ahead(self, clips: list[Clip], start: int, end: int) -> Iterator[tuple[int, Clip, Any]]:
+    def _load_ahead(
+        self, clips: list[Clip], start: int, end: int
+    ) -> Iterator[tuple[int, Clip, Any]]:
         """Decode the next clips on a thread while the backbone runs (soundfile/soxr drop the GIL)."""
         with ThreadPoolExecutor(max_workers=1) as pool:
-            yield from zip(range(start, end), clips[start:end],
-                           pool.map(self._segments_or_error, range(start, end), clips[start:end]))
+            yield from zip(
+                range(start, end),
+                clips[start:end],
+                pool.map(self._segments_or_error, range(start, end), clips[start:end]),
+            )
 
-    def _segments_or_error(self, index: int, clip: Clip) -> list[tuple[Segment, np.ndarray]] | BadAudioError:
+    def _segments_or_error(
+        self, index: int, clip: Clip
+    ) -> list[tuple[Segment, np.ndarray]] | BadAudioError:
         try:
             wave = self.source.load(clip, self.backbone.sample_rate)
             where = clip.path or clip.clip_id
-            validate_waveform(wave, self.backbone.sample_rate, min_samples=self.backbone.min_samples,
-                              where=where)
+            validate_waveform(
+                wave, self.backbone.sample_rate, min_samples=self.backbone.min_samples, where=where
+            )
         except BadAudioError as err:
             return err
-        return [(seg, crop_or_pad(wave, seg[2] - seg[1], seg[1])) for seg in self._segments(index, clip, len(wave))]
+        return [
+            (seg, crop_or_pad(wave, seg[2] - seg[1], seg[1]))
+            for seg in self._segments(index, clip, len(wave))
+        ]
 
     def _segments(self, index: int, clip: Clip, n: int) -> list[Segment]:
         """Which parts of a file become rows: random train crops, the first crop for val, whole test files."""
@@ -207,12 +241,16 @@ class ActivationCache:
     def _bad(self, writer: ShardWriter, clip: Clip, reason: str, index: int) -> None:
         if self.on_bad_input == "error":
             writer.commit(index)  # keep every clip before the bad one
-            raise BadAudioError(f"{clip.path or clip.clip_id}: {reason} (set cache.on_bad_input: skip "
-                                "to skip such clips)")
+            raise BadAudioError(
+                f"{clip.path or clip.clip_id}: {reason} (set cache.on_bad_input: skip "
+                "to skip such clips)"
+            )
         log.warning("skipping %s: %s", clip.path or clip.clip_id, reason)
         writer.skip(clip.clip_id, clip.path, reason)
 
-    def _run_batch(self, batch: list[tuple[int, Clip, Segment, np.ndarray]], writer: ShardWriter) -> None:
+    def _run_batch(
+        self, batch: list[tuple[int, Clip, Segment, np.ndarray]], writer: ShardWriter
+    ) -> None:
         hidden, mask = self.backbone.extract([item[3] for item in batch])
         if self.pooling == "clip":
             rows = {layer: mean_pool(h, mask).float().numpy() for layer, h in hidden.items()}
@@ -236,21 +274,36 @@ class ActivationCache:
             meta.extend(self._row_meta(index, clip, seg, int(hi - lo), wave))
         writer.add({layer: r[keep_rows] for layer, r in rows.items()}, meta)
 
-    def _row_meta(self, index: int, clip: Clip, seg: Segment, n_rows: int, wave: np.ndarray) -> list[dict[str, Any]]:
+    def _row_meta(
+        self, index: int, clip: Clip, seg: Segment, n_rows: int, wave: np.ndarray
+    ) -> list[dict[str, Any]]:
         sr = self.backbone.sample_rate
         base: dict[str, Any] = {
-            "clip_index": index, "clip_id": clip.clip_id, "path": clip.path or "", "split": clip.split,
-            "crop": seg[0], "start_s": seg[1] / sr, "end_s": seg[2] / sr,
+            "clip_index": index,
+            "clip_id": clip.clip_id,
+            "path": clip.path or "",
+            "split": clip.split,
+            "crop": seg[0],
+            "start_s": seg[1] / sr,
+            "end_s": seg[2] / sr,
         }
         base.update({f"label_{k}": str(v) for k, v in clip.labels.items()})
         base.update({f"factor_{k}": float(v) for k, v in clip.factors.items()})
         if self.egemaps:
             from saelight.audio.egemaps import egemaps_functionals
 
-            base.update({f"factor_egemaps_{k}": v for k, v in egemaps_functionals(wave, sr).items()})
+            base.update(
+                {f"factor_egemaps_{k}": v for k, v in egemaps_functionals(wave, sr).items()}
+            )
         if self.pooling == "clip":
             return [{**base, "frame": -1}]
         frame_s = 1.0 / self.backbone.frame_rate_hz
-        return [{**base, "frame": f, "start_s": base["start_s"] + f * frame_s,
-                 "end_s": base["start_s"] + (f + 1) * frame_s} for f in range(n_rows)]
-
+        return [
+            {
+                **base,
+                "frame": f,
+                "start_s": base["start_s"] + f * frame_s,
+                "end_s": base["start_s"] + (f + 1) * frame_s,
+            }
+            for f in range(n_rows)
+        ]

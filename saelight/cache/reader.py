@@ -31,9 +31,13 @@ class CacheReader:
         self.directory = Path(directory)
         manifest = read_manifest(self.directory)
         if manifest is None:
-            raise FileNotFoundError(f"{self.directory} holds no activation cache (no manifest.json)")
+            raise FileNotFoundError(
+                f"{self.directory} holds no activation cache (no manifest.json)"
+            )
         if not manifest.get("complete"):
-            raise CacheCorruptError(f"cache {self.directory} is incomplete: run `saelight cache` to finish it")
+            raise CacheCorruptError(
+                f"cache {self.directory} is incomplete: run `saelight cache` to finish it"
+            )
         self.manifest: dict[str, Any] = manifest
         self.layers: list[int] = list(manifest["layers"])
         self.dim: int = int(manifest["dim"])
@@ -57,11 +61,17 @@ class CacheReader:
     @cached_property
     def metadata(self) -> pd.DataFrame:
         """One row per activation row, in row order (columns: row, clip_id, split, label_*, factor_*...)."""
-        frames = [pd.read_parquet(self.directory / "meta" / shard_name(s["index"], ".parquet"))
-                  for s in self.shards]
+        frames = [
+            pd.read_parquet(self.directory / "meta" / shard_name(s["index"], ".parquet"))
+            for s in self.shards
+        ]
         meta = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame({"row": []})
-        if len(meta) != len(self) or not np.array_equal(meta["row"].to_numpy(), np.arange(len(self))):
-            raise CacheCorruptError(f"cache {self.directory}: metadata rows do not match the manifest")
+        if len(meta) != len(self) or not np.array_equal(
+            meta["row"].to_numpy(), np.arange(len(self))
+        ):
+            raise CacheCorruptError(
+                f"cache {self.directory}: metadata rows do not match the manifest"
+            )
         return meta
 
     def label_names(self) -> list[str]:
@@ -80,7 +90,9 @@ class CacheReader:
         try:
             return np.load(path, mmap_mode="r", allow_pickle=False)
         except ValueError as err:
-            raise CacheCorruptError(f"cache file {path} is truncated or not a .npy file: {err}") from err
+            raise CacheCorruptError(
+                f"cache file {path} is truncated or not a .npy file: {err}"
+            ) from err
 
     def read(self, rows: np.ndarray, layers: list[int] | None = None) -> np.ndarray:
         """Rows (any order) as a float32 array (len(rows), n_layers, dim)."""

@@ -81,8 +81,14 @@ class ShardWriter:
         atomic_write_bytes(self.directory / rel, data)
         files[rel] = sha256_bytes(data)
         shards.append(
-            {"index": index, "clip_start": self.next_clip, "clip_end": clip_end, "rows": n,
-             "row_start": first_row, "files": files}
+            {
+                "index": index,
+                "clip_start": self.next_clip,
+                "clip_end": clip_end,
+                "rows": n,
+                "row_start": first_row,
+                "files": files,
+            }
         )
         self.manifest["n_rows"] = first_row + n
         self.manifest["skipped"].extend(self._skipped)

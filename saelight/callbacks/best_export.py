@@ -56,13 +56,25 @@ class BestSAEExport(L.Callback):
             if value < previous:
                 changed = True
                 self.best[e.key] = {
-                    "layer": e.layer, "name": e.name, "epoch": trainer.current_epoch,
+                    "layer": e.layer,
+                    "name": e.name,
+                    "epoch": trainer.current_epoch,
                     "step": trainer.global_step,
-                    **{k.rsplit("/", 1)[-1]: v for k, v in metrics.items() if k.startswith(f"{e.prefix}/val/")},
+                    **{
+                        k.rsplit("/", 1)[-1]: v
+                        for k, v in metrics.items()
+                        if k.startswith(f"{e.prefix}/val/")
+                    },
                 }
                 if trainer.is_global_zero:
-                    pl_module.sae(e).save_pretrained(out / e.key, backbone=backbone, layer=e.layer,
-                                                     name=e.name, pooling=_pooling(trainer))
+                    pl_module.sae(e).save_pretrained(
+                        out / e.key,
+                        backbone=backbone,
+                        layer=e.layer,
+                        name=e.name,
+                        grid_sparsity=e.sparsity,
+                        pooling=_pooling(trainer),
+                    )
         if changed and trainer.is_global_zero:
             atomic_write_bytes(out / BEST_FILE, json.dumps(self.best, indent=1).encode())
 

@@ -63,7 +63,9 @@ class CachedBatches(IterableDataset):
         shards = np.unique(shard_of)
         if self.shuffle:
             shards = rng.permutation(shards)
-        ordered = np.concatenate([self.rows[shard_of == s] for s in shards]) if len(shards) else self.rows
+        ordered = (
+            np.concatenate([self.rows[shard_of == s] for s in shards]) if len(shards) else self.rows
+        )
         rank, world = rank_and_world()
         info = get_worker_info()
         if info is not None:
@@ -95,8 +97,10 @@ class CachedBatches(IterableDataset):
             row_tensor = torch.from_numpy(group)
             n_full = len(group) // self.batch_size * self.batch_size
             for start in range(0, n_full, self.batch_size):
-                yield {"x": tensor[start : start + self.batch_size],
-                       "row": row_tensor[start : start + self.batch_size]}
+                yield {
+                    "x": tensor[start : start + self.batch_size],
+                    "row": row_tensor[start : start + self.batch_size],
+                }
             carry, carry_rows = data[n_full:], group[n_full:]
         if carry is not None and len(carry) and not self.drop_last:
             yield {"x": torch.from_numpy(carry), "row": torch.from_numpy(carry_rows)}

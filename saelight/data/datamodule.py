@@ -38,7 +38,11 @@ class ActivationDataModule(L.LightningDataModule):
         if batch_size < 1 or eval_batch_size < 1:
             raise ValueError(f"data.batch_size must be >= 1, got {batch_size}")
         self.cache = cache
-        self.batch_size, self.eval_batch_size, self.buffer_rows = batch_size, eval_batch_size, buffer_rows
+        self.batch_size, self.eval_batch_size, self.buffer_rows = (
+            batch_size,
+            eval_batch_size,
+            buffer_rows,
+        )
         self.num_workers, self.seed, self.verify_checksums = num_workers, seed, verify_checksums
         self.reader: CacheReader | None = None
 
@@ -74,17 +78,23 @@ class ActivationDataModule(L.LightningDataModule):
     def _loader(self, split: str, train: bool) -> DataLoader:
         assert self.reader is not None, "call setup() first"
         batches = CachedBatches(
-            self.reader, self.reader.split_rows(split),
+            self.reader,
+            self.reader.split_rows(split),
             batch_size=self.batch_size if train else self.eval_batch_size,
-            shuffle=train, seed=self.seed, buffer_rows=self.buffer_rows, drop_last=train,
-            even_ranks=train, epoch_fn=self._epoch,
+            shuffle=train,
+            seed=self.seed,
+            buffer_rows=self.buffer_rows,
+            drop_last=train,
+            even_ranks=train,
+            epoch_fn=self._epoch,
         )
         if train and len(batches) == 0:
             raise ValueError(
                 f"train split has fewer rows than data.batch_size={self.batch_size}: lower batch_size"
             )
-        return DataLoader(batches, batch_size=None, num_workers=self.num_workers,
-                          persistent_workers=False)
+        return DataLoader(
+            batches, batch_size=None, num_workers=self.num_workers, persistent_workers=False
+        )
 
     def train_dataloader(self) -> DataLoader:
         return self._loader("train", train=True)

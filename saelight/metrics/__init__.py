@@ -3,6 +3,7 @@
 Depends only on torch, torchmetrics, numpy, scipy and scikit-learn (no other saelight package).
 """
 
+from saelight.metrics.classification import accuracy, confusion_matrix, macro_f1
 from saelight.metrics.disentanglement import (
     LassoCompleteness,
     LassoFit,
@@ -23,13 +24,10 @@ from saelight.metrics.disentanglement_info import (
 )
 from saelight.metrics.probe import (
     ProbeResult,
-    accuracy,
     class_separation,
-    confusion_matrix,
     k_sparse_probe,
     linear_probe,
     logistic_probe,
-    macro_f1,
 )
 from saelight.metrics.reconstruction import FVU, MSE, CosineSimilarity, cosine_similarity, fvu, mse
 from saelight.metrics.sparsity import (

@@ -80,17 +80,17 @@ def lasso_completeness(
     .. math:: p_{ij} = \frac{R_{ij}}{\sum_{i'} R_{i'j}}, \qquad
               C_j = 1 + \frac{\sum_i p_{ij} \log p_{ij}}{\log K}
 
-    (``0 log 0 = 0``). ``completeness_k_fair`` divides by :math:`\log K_{alive}` instead, ``K_alive``
-    the code dimensions that vary on the fit rows: the paper's ``K`` is 2048 for an SAE and 768 for
-    the dense layer, which alone lifts the SAE's completeness by ~0.05. A factor whose Lasso keeps
-    no code has undefined completeness (``nan``; the original's ``eps`` makes it 1). With
-    ``K_alive = 1`` the K-fair completeness is 1. R² is sklearn's, :math:`1 - SS_{res}/SS_{tot}` on
-    the scored rows. ``summary`` holds mean and std (``ddof=0``) of R², completeness and K-fair
-    completeness over the ``top`` factors by R².
+    (``0 log 0 = 0``). ``completeness_k_fair`` divides by :math:`\log K_{alive}` instead, with
+    ``K_alive`` the code dimensions that vary on the fit rows: the paper's ``K`` is 2048 for an SAE
+    and 768 for the dense layer, which alone lifts the SAE's completeness by ~0.05. A factor whose
+    Lasso keeps no code has undefined completeness (``nan``; the original's ``eps`` makes it 1).
+    With ``K_alive = 1`` the K-fair completeness is 1. R² is sklearn's,
+    :math:`1 - SS_{res}/SS_{tot}` on the scored rows. ``summary`` holds mean and std (``ddof=0``)
+    of R², completeness and K-fair completeness over the ``top`` factors by R².
 
     ``held_out=False`` is the paper's exact protocol: fit and score R² on all rows. The original
-    normalises ``p`` and the log with ``eps=1e-6`` and runs the Lasso in float32; this code uses no
-    eps and float64, which moves completeness by < 1e-3.
+    normalises ``p`` and the log with ``eps=1e-6`` and fits in the codes' dtype (float32); this
+    code uses no eps and float64, which moves completeness by < 1e-3.
 
     Args:
         codes: ``(rows, K)`` codes (SAE latents or dense activations).
@@ -128,14 +128,25 @@ def lasso_completeness(
 
     order = np.argsort(-np.nan_to_num(r2, nan=-np.inf), kind="stable")[:top]
     summary = {}
-    for key, values in (("r2", r2), ("completeness", completeness),
-                        ("completeness_k_fair", completeness_k_fair)):
+    for key, values in (
+        ("r2", r2),
+        ("completeness", completeness),
+        ("completeness_k_fair", completeness_k_fair),
+    ):
         summary[f"{key}_mean"] = float(np.mean(values[order]))
         summary[f"{key}_std"] = float(np.std(values[order]))
     return LassoCompleteness(
-        factor_names=names, skipped=skipped, r2=r2, completeness=completeness,
-        completeness_k_fair=completeness_k_fair, importance=importance, n_codes=n_codes,
-        n_alive=n_alive, top=order, held_out=held_out, summary=summary,
+        factor_names=names,
+        skipped=skipped,
+        r2=r2,
+        completeness=completeness,
+        completeness_k_fair=completeness_k_fair,
+        importance=importance,
+        n_codes=n_codes,
+        n_alive=n_alive,
+        top=order,
+        held_out=held_out,
+        summary=summary,
     )
 
 
@@ -227,7 +238,7 @@ def normalized_entropy(p: np.ndarray, axis: int, base: int) -> np.ndarray:
 
 
 def r2_columns(y: np.ndarray, y_hat: np.ndarray) -> np.ndarray:
-    r"""Per column :math:`R^2 = 1 - \sum (y - \hat y)^2 / \sum (y - \bar y)^2` (nan if y is constant).
+    r"""Per column :math:`R^2 = 1 - \sum (y - \hat y)^2 / \sum (y - \bar y)^2`, nan for constant y.
 
     Example:
         >>> r2_columns(np.array([[1.0], [2.0], [3.0]]), np.array([[1.0], [2.0], [2.0]]))

@@ -127,15 +127,20 @@ def dci(
     total = importance.sum()
     code_d = 1.0 - normalized_entropy(importance, axis=1, base=n_factors)
     factor_c = 1.0 - normalized_entropy(importance, axis=0, base=z.shape[1])
-    rho, phi = importance.sum(1) / total, importance.sum(0) / total
+    with np.errstate(divide="ignore", invalid="ignore"):
+        rho, phi = importance.sum(1) / total, importance.sum(0) / total
     return DCIResult(
         disentanglement=float(np.nansum(rho * code_d)) if total > 0 else float("nan"),
         completeness=float(np.nansum(phi * factor_c)) if total > 0 else float("nan"),
         informativeness=float(np.mean(informativeness)),
         informativeness_continuous=_mean_or_nan(informativeness[~discrete]),
         informativeness_discrete=_mean_or_nan(informativeness[discrete]),
-        factor_names=names, discrete=discrete, skipped=skipped, importance=importance,
-        code_disentanglement=code_d, factor_completeness=factor_c,
+        factor_names=names,
+        discrete=discrete,
+        skipped=skipped,
+        importance=importance,
+        code_disentanglement=code_d,
+        factor_completeness=factor_c,
         factor_informativeness=informativeness,
     )
 
@@ -183,8 +188,14 @@ def _targets(
         classes.append((seen, code))
     if not names:
         raise ValueError(f"every factor is constant on the train rows: {skipped}")
-    return (np.stack(cols, axis=1), np.asarray(owner), names, np.asarray(discrete), skipped,
-            classes)
+    return (
+        np.stack(cols, axis=1),
+        np.asarray(owner),
+        names,
+        np.asarray(discrete),
+        skipped,
+        classes,
+    )
 
 
 def _mean_or_nan(x: np.ndarray) -> float:

@@ -93,11 +93,11 @@ def information_scores(
         \mathrm{SAP} = \frac{1}{F}\sum_j \left(S_{i^{(1)}j} - S_{i^{(2)}j}\right)
 
     with :math:`S_{ij}` how well code ``i`` alone predicts factor ``j`` and the codes ranked by
-    ``S``. Continuous factor: :math:`S_{ij} = \mathrm{corr}(z_i, v_j)^2` on the train rows (R² of a
-    1-D linear fit, as Kumar et al.). Discrete factor: held-out accuracy of a 1-D histogram
-    classifier predicting, for each bin of ``z_i``, the most frequent train label in that bin (the
-    overall train majority for empty bins). This replaces disentanglement_lib's per-code LinearSVC
-    (K × F fits) with one vectorised count.
+    ``S``. Continuous factor: :math:`S_{ij} = \mathrm{corr}(z_i, v_j)^2` on all rows (R² of a
+    1-D linear fit, as Kumar et al.; one parameter, so nothing to hold out). Discrete factor:
+    held-out accuracy of a 1-D histogram classifier predicting, for each bin of ``z_i``, the most
+    frequent train label in that bin (the overall train majority for empty bins). This replaces
+    disentanglement_lib's per-code LinearSVC (K × F fits) with one vectorised count.
 
     .. math::
         \mathrm{mod}_i = 1 - \frac{\sum_j m_{ij}^2 - \theta_i^2}{\theta_i^2 (F - 1)}, \quad
@@ -124,57 +124,86 @@ def information_scores(
     if z.shape[1] < 2:
         raise ValueError("MIG and SAP compare codes: need K >= 2 code dims")
     binned = _BinnedCodes(z, num_bins)
-    vb, n_bins, raw, names, discrete, skipped = _factor_bins(z.shape[0], factors, labels,
-                                                             factor_names, num_bins)
+    vb, n_bins, raw, names, discrete, skipped = _factor_bins(
+        z.shape[0], factors, labels, factor_names, num_bins
+    )
     mi = np.stack([binned.mutual_info(vb[:, j], n_bins[j]) for j in range(len(names))], axis=1)
     h = np.array([_entropy(np.bincount(vb[:, j])) for j in range(len(names))])
     factor_mig = _top2_gap(mi) / h
 
-    train, test = split_rows(z.shape[0], test_fraction, seed, groups)
     s = np.zeros_like(mi)
+    if discrete.any():
+        train, test = split_rows(z.shape[0], test_fraction, seed, groups)
+        for j in np.flatnonzero(discrete):
+            s[:, j] = binned.histogram_accuracy(vb[:, j], n_bins[j], train, test)
     if (~discrete).any():
-        s[:, ~discrete] = _squared_corr(z[train], raw[train][:, ~discrete])
-    for j in np.flatnonzero(discrete):
-        s[:, j] = binned.histogram_accuracy(vb[:, j], n_bins[j], train, test)
+        s[:, ~discrete] = _squared_corr(z, raw[:, ~discrete])
     factor_sap = _top2_gap(s)
 
     code_mod = _modularity(mi)
     code_mod[~binned.alive] = np.nan
     return InfoResult(
-        mig=float(np.mean(factor_mig)), sap=float(np.mean(factor_sap)),
+        mig=float(np.mean(factor_mig)),
+        sap=float(np.mean(factor_sap)),
         modularity=float(np.nanmean(code_mod)) if binned.alive.any() else float("nan"),
-        factor_names=names, discrete=discrete, skipped=skipped, mutual_info=mi, factor_entropy=h,
-        factor_mig=factor_mig, sap_scores=s, factor_sap=factor_sap, code_modularity=code_mod,
+        factor_names=names,
+        discrete=discrete,
+        skipped=skipped,
+        mutual_info=mi,
+        factor_entropy=h,
+        factor_mig=factor_mig,
+        sap_scores=s,
+        factor_sap=factor_sap,
+        code_modularity=code_mod,
     )
 
 
-def mig(codes: ArrayLike, factors: FactorsLike | None = None,
-        labels: Mapping[str, ArrayLike] | None = None, **kwargs) -> float:
+def mig(
+    codes: ArrayLike,
+    factors: FactorsLike | None = None,
+    labels: Mapping[str, ArrayLike] | None = None,
+    **kwargs,
+) -> float:
     """Mutual information gap; see :func:`information_scores` for the formula and arguments."""
     return information_scores(codes, factors, labels, **kwargs).mig
 
 
-def sap(codes: ArrayLike, factors: FactorsLike | None = None,
-        labels: Mapping[str, ArrayLike] | None = None, **kwargs) -> float:
+def sap(
+    codes: ArrayLike,
+    factors: FactorsLike | None = None,
+    labels: Mapping[str, ArrayLike] | None = None,
+    **kwargs,
+) -> float:
     """Separated attribute predictability; see :func:`information_scores`."""
     return information_scores(codes, factors, labels, **kwargs).sap
 
 
-def modularity(codes: ArrayLike, factors: FactorsLike | None = None,
-               labels: Mapping[str, ArrayLike] | None = None, **kwargs) -> float:
+def modularity(
+    codes: ArrayLike,
+    factors: FactorsLike | None = None,
+    labels: Mapping[str, ArrayLike] | None = None,
+    **kwargs,
+) -> float:
     """Modularity (Ridgeway & Mozer); see :func:`information_scores`."""
     return information_scores(codes, factors, labels, **kwargs).modularity
 
 
 def quantile_bins(x: np.ndarray, num_bins: int) -> np.ndarray:
-    """Equal-frequency bin index of each value, ties in one bin, 0 .. ≤ num_bins - 1.
+    """Equal-frequency bins with ties kept together, relabelled ``0 .. n_bins - 1``.
+
+    A value ``u`` goes to bin ``floor(num_bins * F(u))``, ``F(u)`` the fraction of rows below ``u``
+    plus half the rows equal to it (its mid-rank). Untied data gets ``num_bins`` bins of equal size;
+    a value shared by many rows (a heavy tie, e.g. 0 for unvoiced pitch) gets a bin of its own
+    instead of swallowing its neighbours. Any non-constant ``x`` gets at least two bins.
 
     Example:
         >>> quantile_bins(np.array([5.0, 1.0, 3.0, 3.0, 9.0, 7.0]), 3)
         array([1, 0, 1, 1, 2, 2])
     """
-    edges = np.unique(np.quantile(x, np.arange(1, num_bins) / num_bins))
-    return np.searchsorted(edges, x, side="right")
+    uniq, inv, counts = np.unique(x, return_inverse=True, return_counts=True)
+    mid = (np.cumsum(counts) - counts / 2) / x.size
+    bins = np.minimum((mid * num_bins).astype(np.int64), num_bins - 1)
+    return np.unique(bins, return_inverse=True)[1][inv]
 
 
 class _BinnedCodes:
@@ -200,8 +229,9 @@ class _BinnedCodes:
         keep = np.ones(self.n, dtype=bool) if rows is None else np.isin(np.arange(self.n), rows)
         sel = keep[self.rows]
         r, c, b = self.rows[sel], self.cols[sel], self.vals[sel]
-        flat = np.bincount((c * self.num_bins + b) * n_v + v[r],
-                           minlength=self.k * self.num_bins * n_v)
+        flat = np.bincount(
+            (c * self.num_bins + b) * n_v + v[r], minlength=self.k * self.num_bins * n_v
+        )
         joint = flat.reshape(self.k, self.num_bins, n_v)
         joint[:, 0, :] = np.bincount(v[keep], minlength=n_v) - joint[:, 1:, :].sum(1)
         return joint
@@ -232,7 +262,7 @@ def _factor_bins(
     factor_names: Sequence[str] | None,
     num_bins: int,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[str], np.ndarray, list[str]]:
-    """Discretised factors ``(n, F)``, bins per factor, raw values, names, discrete mask, skipped."""
+    """Discretised factors ``(n, F)``, bins per factor, raw values, names, discrete, skipped."""
     if factors is None and not labels:
         raise ValueError("give continuous factors, discrete labels, or both")
     if num_bins < 2:
@@ -241,10 +271,10 @@ def _factor_bins(
     if factors is not None:
         y, fnames = as_factors(factors, factor_names, n)
         for name, col in zip(fnames, y.T, strict=True):
-            b = quantile_bins(col, num_bins)
             if np.ptp(col) == 0:
                 skipped.append(name)
                 continue
+            b = quantile_bins(col, num_bins)
             cols.append(b)
             n_bins.append(int(b.max()) + 1)
             raw.append(col)
@@ -262,8 +292,14 @@ def _factor_bins(
         discrete.append(True)
     if not names:
         raise ValueError(f"every factor is constant: {skipped}")
-    return (np.stack(cols, 1), np.asarray(n_bins), np.stack(raw, 1), names, np.asarray(discrete),
-            skipped)
+    return (
+        np.stack(cols, 1),
+        np.asarray(n_bins),
+        np.stack(raw, 1),
+        names,
+        np.asarray(discrete),
+        skipped,
+    )
 
 
 def _entropy(counts: np.ndarray) -> float:

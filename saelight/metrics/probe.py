@@ -26,7 +26,13 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
-ArrayLike = np.ndarray | torch.Tensor | list
+from saelight.metrics.classification import (
+    ArrayLike,
+    accuracy,
+    as_labels,
+    confusion_matrix,
+    macro_f1,
+)
 
 
 @dataclass
@@ -50,56 +56,6 @@ class ProbeResult:
     val_accuracy: float
     best_epoch: int | None = None
     features: np.ndarray | None = None
-
-
-def confusion_matrix(y_true: np.ndarray, y_pred: np.ndarray, n_classes: int) -> np.ndarray:
-    """Counts ``M[t, p]`` of rows with true class ``t`` predicted as ``p`` (integer labels).
-
-    Example:
-        >>> confusion_matrix(np.array([0, 0, 1]), np.array([0, 1, 1]), 2)
-        array([[1, 1],
-               [0, 1]])
-    """
-    y_true, y_pred = np.asarray(y_true, dtype=np.int64), np.asarray(y_pred, dtype=np.int64)
-    if y_true.shape != y_pred.shape:
-        raise ValueError(f"y_true and y_pred differ in shape: {y_true.shape} vs {y_pred.shape}")
-    flat = np.bincount(y_true * n_classes + y_pred, minlength=n_classes * n_classes)
-    return flat.reshape(n_classes, n_classes)
-
-
-def accuracy(y_true: ArrayLike, y_pred: ArrayLike) -> float:
-    r"""Fraction of rows predicted correctly, :math:`\frac{1}{N}\sum_n [\hat y_n = y_n]`.
-
-    Example:
-        >>> accuracy([0, 1, 2, 2], [0, 2, 2, 2])
-        0.75
-    """
-    y_true, y_pred = _as_labels(y_true), _as_labels(y_pred)
-    if y_true.shape != y_pred.shape or y_true.size == 0:
-        raise ValueError(f"need two non-empty label arrays of one shape, got {y_true.shape} and "
-                         f"{y_pred.shape}")
-    return float(np.mean(y_true == y_pred))
-
-
-def macro_f1(y_true: ArrayLike, y_pred: ArrayLike) -> float:
-    r"""Unweighted mean over classes of the per-class F1.
-
-    .. math:: F1_c = \frac{2\,TP_c}{2\,TP_c + FP_c + FN_c}, \qquad
-              \text{macro-F1} = \frac{1}{|\mathcal C|}\sum_{c \in \mathcal C} F1_c
-
-    with :math:`\mathcal C` the classes present in ``y_true`` or ``y_pred``, so it equals
-    ``sklearn.metrics.f1_score(y_true, y_pred, average="macro")``.
-
-    Example:
-        >>> macro_f1([0, 0, 1, 1], [0, 1, 1, 1])  # F1_0 = 2/3, F1_1 = 4/5
-        0.7333333333333334
-    """
-    y_true, y_pred = _as_labels(y_true), _as_labels(y_pred)
-    accuracy(y_true, y_pred)  # same shape / non-empty checks
-    classes, codes = np.unique(np.concatenate([y_true, y_pred]), return_inverse=True)
-    m = confusion_matrix(codes[: y_true.size], codes[y_true.size :], classes.size)
-    tp = np.diag(m).astype(np.float64)
-    return float(np.mean(2 * tp / (m.sum(0) + m.sum(1))))
 
 
 def linear_probe(
@@ -163,8 +119,13 @@ def linear_probe(
 
 
 def _train_linear(
-    classes: np.ndarray, splits: list[tuple[np.ndarray, np.ndarray]], epochs: int,
-    batch_size: int, lr: float, seed: int, device: str | torch.device,
+    classes: np.ndarray,
+    splits: list[tuple[np.ndarray, np.ndarray]],
+    epochs: int,
+    batch_size: int,
+    lr: float,
+    seed: int,
+    device: str | torch.device,
 ) -> ProbeResult:
     (xt, yt), (xv, yv), (xs, ys) = (
         (torch.as_tensor(x, device=device), torch.as_tensor(y, device=device)) for x, y in splits
@@ -306,7 +267,7 @@ def class_separation(x: ArrayLike, y: ArrayLike) -> np.ndarray:
         >>> class_separation(x, [0, 0, 1, 1])  # |1 - 5| / 1 and |1 - 2| / sqrt(1/2)
         array([4.        , 1.41421356])
     """
-    classes, codes = np.unique(_as_labels(y), return_inverse=True)
+    classes, codes = np.unique(as_labels(y), return_inverse=True)
     x = _as_matrix(x, "x")
     if classes.size < 2 or codes.size != x.shape[0]:
         raise ValueError("class_separation needs one label per row and at least two classes")
@@ -323,21 +284,22 @@ def _class_separation(x: np.ndarray, y: np.ndarray, n_classes: int) -> np.ndarra
     n_r = n - n_c
     with np.errstate(divide="ignore", invalid="ignore"):
         mean_c, mean_r = s1 / n_c, (t1 - s1) / n_r
-        pooled = (np.maximum(s2 - n_c * mean_c**2, 0) + np.maximum(t2 - s2 - n_r * mean_r**2, 0))
+        pooled = np.maximum(s2 - n_c * mean_c**2, 0) + np.maximum(t2 - s2 - n_r * mean_r**2, 0)
         diff = np.abs(mean_c - mean_r)
         score = diff / np.sqrt(pooled / n)
     # 0/0 (no difference, no spread) is no separation; d/0 with d > 0 stays inf.
     score[diff == 0] = 0.0
-    return np.nan_to_num(score, nan=0.0, posinf=np.inf).max(0)
+    return score.max(0)
 
 
 def _fit_logistic(
-    classes: np.ndarray, splits: list[tuple[np.ndarray, np.ndarray]], C: float, max_iter: int,
+    classes: np.ndarray,
+    splits: list[tuple[np.ndarray, np.ndarray]],
+    C: float,
+    max_iter: int,
     seed: int,
 ) -> ProbeResult:
     (xt, yt), (xv, yv), (xs, ys) = splits
-    if classes.size < 2:
-        raise ValueError(f"the train split has one class ({classes[0]!r}); need at least two")
     model = make_pipeline(
         StandardScaler(), LogisticRegression(C=C, max_iter=max_iter, random_state=seed)
     )
@@ -346,8 +308,12 @@ def _fit_logistic(
 
 
 def _result(
-    classes: np.ndarray, y_test: np.ndarray, pred_test: np.ndarray, y_val: np.ndarray,
-    pred_val: np.ndarray, best_epoch: int | None,
+    classes: np.ndarray,
+    y_test: np.ndarray,
+    pred_test: np.ndarray,
+    y_val: np.ndarray,
+    pred_val: np.ndarray,
+    best_epoch: int | None,
 ) -> ProbeResult:
     return ProbeResult(
         accuracy=accuracy(y_test, pred_test),
@@ -359,33 +325,33 @@ def _result(
     )
 
 
-def _as_labels(y: ArrayLike) -> np.ndarray:
-    if isinstance(y, torch.Tensor):
-        y = y.detach().cpu().numpy()
-    y = np.asarray(y)
-    if y.ndim != 1:
-        raise ValueError(f"labels must be 1-D (rows,), got shape {y.shape}")
-    return y
-
-
 def _as_matrix(x: ArrayLike, name: str) -> np.ndarray:
     if isinstance(x, torch.Tensor):
         x = x.detach().cpu().float().numpy()
     x = np.asarray(x, dtype=np.float32)
     if x.ndim != 2:
         raise ValueError(f"{name} must be 2-D (rows, dim), got shape {x.shape}")
+    if not np.isfinite(x).all():
+        raise ValueError(f"{name} contains nan or inf")
     return x
 
 
 def _prepare(
-    x_train: ArrayLike, y_train: ArrayLike, x_val: ArrayLike, y_val: ArrayLike,
-    x_test: ArrayLike, y_test: ArrayLike,
+    x_train: ArrayLike,
+    y_train: ArrayLike,
+    x_val: ArrayLike,
+    y_val: ArrayLike,
+    x_test: ArrayLike,
+    y_test: ArrayLike,
 ) -> tuple[np.ndarray, list[tuple[np.ndarray, np.ndarray]]]:
     """Validate the three splits and encode labels as indices into the sorted train classes."""
     splits = []
-    for name, x, y in (("train", x_train, y_train), ("val", x_val, y_val),
-                       ("test", x_test, y_test)):
-        x, y = _as_matrix(x, f"x_{name}"), _as_labels(y)
+    for name, x, y in (
+        ("train", x_train, y_train),
+        ("val", x_val, y_val),
+        ("test", x_test, y_test),
+    ):
+        x, y = _as_matrix(x, f"x_{name}"), as_labels(y)
         if x.shape[0] == 0:
             raise ValueError(f"the {name} split has no rows")
         if x.shape[0] != y.shape[0]:
@@ -395,12 +361,16 @@ def _prepare(
     if len(dims) != 1:
         raise ValueError(f"train/val/test must have one feature dimension, got {sorted(dims)}")
     classes = np.unique(splits[0][2])
+    if classes.size < 2:
+        raise ValueError(f"the train split has one class ({classes[0]!r}); need at least two")
     encoded = []
     for name, x, y in splits:
         unseen = ~np.isin(y, classes)
         if unseen.any():
-            raise ValueError(f"the {name} split has labels absent from train: "
-                             f"{sorted(set(np.unique(y[unseen]).tolist()))}")
+            raise ValueError(
+                f"the {name} split has labels absent from train: "
+                f"{sorted(set(np.unique(y[unseen]).tolist()))}"
+            )
         encoded.append((x, np.searchsorted(classes, y).astype(np.int64)))
     return classes, encoded
 

@@ -19,8 +19,9 @@ from torchmetrics import Metric
 def _rows(x: Tensor, x_hat: Tensor) -> tuple[Tensor, Tensor]:
     """Flatten ``x, x_hat: (..., d_in)`` to float64 ``(rows, d_in)``; shapes must match."""
     if x.shape != x_hat.shape:
-        raise ValueError(f"x and x_hat must have the same shape, got {tuple(x.shape)} and "
-                         f"{tuple(x_hat.shape)}")
+        raise ValueError(
+            f"x and x_hat must have the same shape, got {tuple(x.shape)} and {tuple(x_hat.shape)}"
+        )
     if x.ndim == 0:
         raise ValueError("x must have at least one dimension (..., d_in)")
     d = x.shape[-1]
@@ -166,7 +167,8 @@ class MSE(Metric):
 class FVU(Metric):
     """Streaming :func:`fvu`: Σ‖x − x̂‖² / Σ‖x − x̄‖², x̄ the per-dimension mean over all rows seen.
 
-    The per-dimension sums are created on the first ``update`` (``d_in`` is not needed up front).
+    The per-dimension sums are created on the first ``update`` (``d_in`` is not needed up front),
+    so under DDP every rank must see at least one batch before ``compute``.
 
     Example:
         >>> metric = FVU()

@@ -126,9 +126,13 @@ class SAE(nn.Module):
         """1/s²: converts a normalised-space loss to the units of mse on raw activations."""
         return self.input_scale.reciprocal().square()
 
+    def normalize(self, x: Tensor) -> Tensor:
+        """x: (batch, d_in) raw -> s·x, the input in the normalised space."""
+        return x * self.input_scale
+
     def center(self, x: Tensor) -> Tensor:
         """x: (batch, d_in) raw -> s·x - b_dec, the encoder input in the normalised space."""
-        return x * self.input_scale - self.b_dec
+        return self.normalize(x) - self.b_dec
 
     def pre_activation(self, x_c: Tensor) -> Tensor:
         """x_c: (batch, d_in) centred input -> z_pre = x_c W_enc + b_enc, (batch, d_sae)."""
@@ -182,7 +186,7 @@ class SAE(nn.Module):
 
     @torch.no_grad()
     def remove_parallel_decoder_grad(self) -> None:
-        """Projects out of `W_dec.grad` each row's component along that row (Bricken et al. 2023)."""
+        """Removes from each row of `W_dec.grad` its component along that row of `W_dec`."""
         grad = self.W_dec.grad
         if not self.unit_norm_decoder or grad is None:
             return

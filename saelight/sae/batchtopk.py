@@ -95,14 +95,14 @@ class BatchTopKSAE(SAE):
     def forward(self, x: Tensor, dead_mask: Tensor | None = None) -> SAEOutput:
         """x: (batch, d_in) -> SAEOutput with batch top-k codes; updates θ in training mode."""
         sparse = use_sparse(self.sparse, self.k, self.d_sae)
-        x_c = self.center(x)
+        x_n = self.normalize(x)
         with torch.set_grad_enabled(torch.is_grad_enabled() and not sparse):
-            z_pre = self.pre_activation(x_c)
+            z_pre = self.pre_activation(x_n - self.b_dec)
         flat = batch_topk_indices(z_pre.detach(), self.k)
         p = pattern_from_flat(flat, x.shape[0], self.d_sae, transpose=sparse)
-        vals = gather_codes(z_pre, x_c, self.W_enc, self.b_enc, p, sparse)
+        vals = gather_codes(z_pre, p, sparse, x_n, self.b_dec, self.W_enc, self.b_enc)
         if self.training:
             self._update_threshold(vals.detach())
         x_hat = decode_codes(vals, self.W_dec, p, sparse) + self.b_dec
-        aux = auxk_loss(self, x_c, z_pre, x_c + self.b_dec - x_hat, dead_mask, sparse)
+        aux = auxk_loss(self, x_n, z_pre, x_hat, dead_mask, sparse)
         return SAEOutput(x_hat / self.input_scale, dense_codes(vals, p), aux)

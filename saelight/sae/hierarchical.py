@@ -95,13 +95,12 @@ class HierarchicalTopKSAE(SAE):
         """x: (batch, d_in) -> SAEOutput at k = max(ks); `aux_loss` carries the other ks."""
         k_max = self.ks[-1]
         sparse = use_sparse(self.sparse, k_max, self.d_sae)
-        x_c = self.center(x)
+        x_n = self.normalize(x)
         with torch.set_grad_enabled(torch.is_grad_enabled() and not sparse):
-            z_pre = self.pre_activation(x_c)
+            z_pre = self.pre_activation(x_n - self.b_dec)
         idx = z_pre.detach().topk(k_max, dim=-1, sorted=True).indices
         p = pattern_from_topk(idx, self.d_sae, transpose=sparse)
-        vals = gather_codes(z_pre, x_c, self.W_enc, self.b_enc, p, sparse)
-        x_n = x_c + self.b_dec
+        vals = gather_codes(z_pre, p, sparse, x_n, self.b_dec, self.W_enc, self.b_enc)
         x_hat: Tensor = self.b_dec
         mses, start = [], 0
         for k in self.ks:
@@ -111,5 +110,5 @@ class HierarchicalTopKSAE(SAE):
             mses.append(F.mse_loss(x_hat.float(), x_n.float()))
             start = k
         multi_k = (torch.stack(mses).mean() - mses[-1]) * self.loss_scale
-        aux = multi_k + auxk_loss(self, x_c, z_pre, x_n - x_hat, dead_mask, sparse)
+        aux = multi_k + auxk_loss(self, x_n, z_pre, x_hat, dead_mask, sparse)
         return SAEOutput(x_hat / self.input_scale, dense_codes(vals, p), aux)

@@ -75,7 +75,7 @@ def pattern_from_topk(idx: Tensor, d_sae: int, transpose: bool = False) -> Patte
     batch, k = idx.shape
     rows = torch.arange(batch, device=idx.device).repeat_interleave(k)
     offsets = torch.arange(0, batch * k, k, device=idx.device)
-    return _pattern(rows, idx.reshape(-1), offsets, d_sae, transpose)
+    return _pattern(rows, idx.contiguous().view(-1), offsets, d_sae, transpose)
 
 
 def pattern_from_flat(flat: Tensor, batch: int, d_sae: int, transpose: bool = False) -> Pattern:
@@ -99,40 +99,46 @@ def _by_latent_sum(p: Pattern, weights: Tensor, dense: Tensor) -> Tensor:
 
 
 class _SelectLinear(torch.autograd.Function):
-    """vals[e] = x_c[rows[e]] · W_enc[:, cols[e]] + b_enc[cols[e]], with a sparse backward.
+    """vals[e] = (x[rows[e]] - b_dec) · W_enc[:, cols[e]] + b_enc[cols[e]], sparse backward.
 
     The forward values come in precomputed (`z_sel`, read from the dense pre-activations that were
-    needed anyway to choose the pattern), so the forward pass does no work.
+    needed anyway to choose the pattern), so the forward pass does no work. b_dec is an input of
+    its own because its gradient, -Σ_b dL/dx_c[b] = -W_enc · dL/db_enc, is a mat-vec, while the
+    gradient w.r.t. x would be an embedding_bag over W_encᵀ (only run if x requires grad).
     """
 
     @staticmethod
-    def forward(ctx, x_c: Tensor, W_enc: Tensor, b_enc: Tensor, z_sel: Tensor, p: Pattern):
+    def forward(ctx, x, b_dec, W_enc, b_enc, z_sel, p):  # type: ignore[override]
         ctx.p = p
-        ctx.save_for_backward(x_c.to(z_sel.dtype), W_enc, b_enc)
+        ctx.save_for_backward((x - b_dec).to(z_sel.dtype), W_enc, b_enc, b_dec)
         return z_sel.clone()
 
     @staticmethod
-    def backward(ctx, grad: Tensor):
-        x_c, W_enc, b_enc = ctx.saved_tensors
+    def backward(ctx, grad: Tensor):  # type: ignore[override]
+        x_c, W_enc, b_enc, b_dec = ctx.saved_tensors
         p: Pattern = ctx.p
         grad = grad.to(x_c.dtype)
-        grad_x = grad_W = grad_b = None
+        grad_x = grad_b_dec = grad_W = grad_b = None
         with torch.autocast(grad.device.type, enabled=False):
             if ctx.needs_input_grad[0]:
                 W_t = W_enc.t().to(x_c.dtype).contiguous()
-                grad_x = F.embedding_bag(p.cols, W_t, p.offsets, mode="sum", per_sample_weights=grad)
-            if ctx.needs_input_grad[1]:
-                grad_W = torch.empty_like(W_enc).copy_(_by_latent_sum(p, grad, x_c).t())
+                grad_x = F.embedding_bag(
+                    p.cols, W_t, p.offsets, mode="sum", per_sample_weights=grad
+                )
             if ctx.needs_input_grad[2]:
+                grad_W = torch.empty_like(W_enc).copy_(_by_latent_sum(p, grad, x_c).t())
+            if ctx.needs_input_grad[1] or ctx.needs_input_grad[3]:
                 grad_b = torch.zeros_like(b_enc).index_add_(0, p.cols, grad.to(b_enc.dtype))
-        return grad_x, grad_W, grad_b, None, None
+                if ctx.needs_input_grad[1]:
+                    grad_b_dec = -(W_enc @ grad_b).to(b_dec.dtype)
+        return grad_x, grad_b_dec, grad_W, grad_b, None, None
 
 
 class _SparseDecode(torch.autograd.Function):
     """out[b] = Σ_{entries e of sample b} vals[e] · W_dec[cols[e]]: (batch, d_in)."""
 
     @staticmethod
-    def forward(ctx, vals: Tensor, W_dec: Tensor, p: Pattern):
+    def forward(ctx, vals, W_dec, p):  # type: ignore[override]
         W_c = W_dec.to(vals.dtype)
         with torch.autocast(vals.device.type, enabled=False):
             out = F.embedding_bag(p.cols, W_c, p.offsets, mode="sum", per_sample_weights=vals)
@@ -141,7 +147,7 @@ class _SparseDecode(torch.autograd.Function):
         return out
 
     @staticmethod
-    def backward(ctx, grad: Tensor):
+    def backward(ctx, grad: Tensor):  # type: ignore[override]
         vals, W_c = ctx.saved_tensors
         p: Pattern = ctx.p
         grad = grad.to(vals.dtype).contiguous()
@@ -159,29 +165,37 @@ class _SparseDecode(torch.autograd.Function):
 
 
 def gather_codes(
-    z_pre: Tensor, x_c: Tensor, W_enc: Tensor, b_enc: Tensor, p: Pattern, sparse: bool
+    z_pre: Tensor,
+    p: Pattern,
+    sparse: bool,
+    x: Tensor,
+    b_dec: Tensor,
+    W_enc: Tensor,
+    b_enc: Tensor,
 ) -> Tensor:
     """ReLU(z_pre) at the pattern's entries, (nnz,), differentiable w.r.t. the encoder.
 
     Args:
-        z_pre: (batch, d_sae) pre-activations, x_c W_enc + b_enc; on the sparse path computed
-            without grad (the gradient comes from `_SelectLinear` instead).
-        x_c: (batch, d_in) centred encoder input.
-        W_enc: (d_in, d_sae) encoder weight.
-        b_enc: (d_sae,) encoder bias.
+        z_pre: (batch, d_sae) pre-activations (x - b_dec) W_enc + b_enc; on the sparse path
+            computed without grad (the gradient comes from `_SelectLinear` instead).
         p: the selected entries.
         sparse: use the sparse backward.
+        x: (batch, d_in) the (normalised) encoder input, before subtracting b_dec.
+        b_dec: (d_in,) decoder bias.
+        W_enc: (d_in, d_sae) encoder weight.
+        b_enc: (d_sae,) encoder bias.
     """
     if sparse:
         z_sel = torch.take(z_pre.detach(), p.flat)
-        return F.relu(_SelectLinear.apply(x_c, W_enc, b_enc, z_sel, p))
+        return F.relu(_SelectLinear.apply(x, b_dec, W_enc, b_enc, z_sel, p))
     return F.relu(torch.take(z_pre, p.flat))
 
 
 def dense_codes(vals: Tensor, p: Pattern) -> Tensor:
     """vals: (nnz,) -> the (batch, d_sae) matrix holding them at the pattern's entries."""
     batch = p.offsets.shape[0]
-    z = vals.new_zeros(batch * p.d_sae).scatter(0, p.flat, vals)
+    # index_put_ into a fresh buffer: on CPU, scatter/scatter_ copy the whole buffer twice more.
+    z = vals.new_zeros(batch * p.d_sae).index_put_((p.flat,), vals)
     return z.view(batch, p.d_sae)
 
 

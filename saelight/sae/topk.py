@@ -46,14 +46,14 @@ def check_aux_k(aux_k: int, aux_k_coefficient: float) -> None:
 def topk_codes(z_pre: Tensor, k: int) -> Tensor:
     """z_pre: (batch, d_sae) -> dense TopK_k(ReLU(z_pre)), (batch, d_sae)."""
     vals, idx = z_pre.topk(k, dim=-1, sorted=False)
-    return torch.zeros_like(z_pre).scatter(-1, idx, F.relu(vals))
+    return dense_codes(F.relu(vals).view(-1), pattern_from_topk(idx, z_pre.shape[1]))
 
 
 def auxk_loss(
     sae: Any,
-    x_c: Tensor,
+    x_n: Tensor,
     z_pre: Tensor,
-    residual: Tensor,
+    x_hat: Tensor,
     dead_mask: Tensor | None,
     sparse: bool,
 ) -> Tensor:
@@ -63,31 +63,28 @@ def auxk_loss(
     e = x - x_hat (detached): ê = Σ z_aux W_dec (no bias). Gao weights mse(ê, e)/var(e) against
     the main loss mse(x_hat, x)/var(x); the trainer's main loss is the un-normalised mse, so this
     returns α · mse(ê, e) · var(x)/var(e) (ratio detached; var = mean over dims of the batch
-    variance, x in the normalised space), times `loss_scale`. Exactly 0 when `dead_mask` is None
-    or has no True entry.
+    variance), times `loss_scale`. Exactly 0 when `dead_mask` is None or has no True entry.
 
     Args:
         sae: the TopK-family SAE (its weights, `aux_k`, `aux_k_coefficient`, `loss_scale`).
-        x_c: (batch, d_in) centred, normalised input.
+        x_n: (batch, d_in) input in the normalised space.
         z_pre: (batch, d_sae) pre-activations (without grad on the sparse path).
-        residual: (batch, d_in) x - x_hat in the normalised space.
+        x_hat: (batch, d_in) reconstruction in the normalised space.
         dead_mask: (d_sae,) bool, True for dead latents.
         sparse: use the sparse encoder/decoder backward.
     """
-    zero = x_c.new_zeros((), dtype=torch.float32)
     if dead_mask is None or sae.aux_k == 0 or sae.aux_k_coefficient == 0:
-        return zero
+        return x_n.new_zeros((), dtype=torch.float32)
     dead = dead_mask.to(device=z_pre.device, dtype=torch.bool)
     with torch.no_grad():
         masked = z_pre.detach().masked_fill(~dead, float("-inf"))
         idx = masked.topk(min(sae.aux_k, sae.d_sae), dim=-1, sorted=False).indices
     p = pattern_from_topk(idx, sae.d_sae, transpose=sparse)
+    vals = gather_codes(z_pre, p, sparse, x_n, sae.b_dec, sae.W_enc, sae.b_enc)
     # Fewer dead latents than aux_k: the filler entries are live ones, zeroed here.
-    vals = gather_codes(z_pre, x_c, sae.W_enc, sae.b_enc, p, sparse) * dead[p.cols]
-    e_hat = decode_codes(vals, sae.W_dec, p, sparse).float()
-    e = residual.detach().float()
+    e_hat = decode_codes(vals * dead[p.cols], sae.W_dec, p, sparse).float()
     with torch.no_grad():
-        x = (x_c + sae.b_dec).float()
+        x, e = x_n.float(), (x_n - x_hat).float()
         var_x = (x - x.mean(0)).square().mean()
         var_e = (e - e.mean(0)).square().mean().clamp_min(torch.finfo(e.dtype).tiny)
     loss = F.mse_loss(e_hat, e) * (var_x / var_e)
@@ -142,12 +139,12 @@ class TopKSAE(SAE):
     def forward(self, x: Tensor, dead_mask: Tensor | None = None) -> SAEOutput:
         """x: (batch, d_in) -> SAEOutput with AuxK as `aux_loss` (0 when `dead_mask` is None)."""
         sparse = use_sparse(self.sparse, self.k, self.d_sae)
-        x_c = self.center(x)
+        x_n = self.normalize(x)
         with torch.set_grad_enabled(torch.is_grad_enabled() and not sparse):
-            z_pre = self.pre_activation(x_c)
+            z_pre = self.pre_activation(x_n - self.b_dec)
         idx = z_pre.detach().topk(self.k, dim=-1, sorted=False).indices
         p = pattern_from_topk(idx, self.d_sae, transpose=sparse)
-        vals = gather_codes(z_pre, x_c, self.W_enc, self.b_enc, p, sparse)
+        vals = gather_codes(z_pre, p, sparse, x_n, self.b_dec, self.W_enc, self.b_enc)
         x_hat = decode_codes(vals, self.W_dec, p, sparse) + self.b_dec
-        aux = auxk_loss(self, x_c, z_pre, x_c + self.b_dec - x_hat, dead_mask, sparse)
+        aux = auxk_loss(self, x_n, z_pre, x_hat, dead_mask, sparse)
         return SAEOutput(x_hat / self.input_scale, dense_codes(vals, p), aux)

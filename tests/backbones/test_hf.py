@@ -4,16 +4,19 @@ from __future__ import annotations
 
 import logging
 import math
+import shutil
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
-from conftest import BUILDERS, LENGTHS, SR
+from safetensors.torch import load_file, save_file
 from torch import nn
-from transformers import BertConfig, BertModel
+from transformers import ASTForAudioClassification, BertConfig, BertModel
 
 from saelight.backbones import HFBackbone, mean_pool
+
+from .tiny_models import BUILDERS, LENGTHS, SR
 
 pytestmark = pytest.mark.filterwarnings(
     "ignore:At least one mel filter has all zero values:UserWarning",  # AST's own 128-bin filters
@@ -214,6 +217,27 @@ def test_mert_like_without_trust_remote_code(mert_like_dir: Path) -> None:
 )
 def test_mert() -> None:
     """m-a-p/MERT-v1-95M: 24 kHz, 12 layers x 768, 75 Hz; needs the hub and trust_remote_code."""
+
+
+def test_classification_checkpoint_loads_its_encoder(tmp_path: Path) -> None:
+    """The paper's AST is an AudioSet classifier: AutoModel keeps its encoder, drops the head."""
+    config, extractor = BUILDERS["ast"][0]()
+    classifier = ASTForAudioClassification(config)
+    classifier.save_pretrained(tmp_path)
+    extractor.save_pretrained(tmp_path)
+    backbone = HFBackbone(str(tmp_path))
+    assert backbone.model_class == "ASTModel"
+    encoder = classifier.audio_spectrogram_transformer.state_dict()
+    assert all(torch.equal(encoder[k], v) for k, v in backbone.net.state_dict().items())
+
+
+def test_checkpoint_missing_weights_is_refused(model_dirs: dict[str, Path], tmp_path: Path) -> None:
+    shutil.copytree(model_dirs["hubert"], tmp_path, dirs_exist_ok=True)
+    weights = load_file(tmp_path / "model.safetensors")
+    del weights["encoder.layers.0.attention.k_proj.weight"]
+    save_file(weights, tmp_path / "model.safetensors", metadata={"format": "pt"})
+    with pytest.raises(ValueError, match="missing from the checkpoint"):
+        HFBackbone(str(tmp_path))
 
 
 def test_non_audio_model_is_refused(tmp_path: Path) -> None:

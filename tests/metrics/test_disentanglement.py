@@ -39,12 +39,12 @@ def test_completeness_by_hand() -> None:
     The fit leaves a residual of 0.1·√2·y, so R² = 1 - 0.02."""
     codes, factor = _hadamard_codes()
     out = lasso_completeness(codes, factor, factor_names=["f0"], held_out=False)
-    np.testing.assert_allclose(out.importance[:, 0], [1 / math.sqrt(2) - 0.1] * 2 + [0, 0],
-                               atol=1e-8)
+    np.testing.assert_allclose(
+        out.importance[:, 0], [1 / math.sqrt(2) - 0.1] * 2 + [0, 0], atol=1e-8
+    )
     np.testing.assert_allclose(out.r2, [0.98], atol=1e-8)
     np.testing.assert_allclose(out.completeness, [0.5], atol=1e-8)
-    np.testing.assert_allclose(out.completeness_k_fair, [1 - math.log(2) / math.log(3)],
-                               atol=1e-8)
+    np.testing.assert_allclose(out.completeness_k_fair, [1 - math.log(2) / math.log(3)], atol=1e-8)
     assert (out.n_codes, out.n_alive) == (4, 3)
     assert out.summary["r2_mean"] == pytest.approx(0.98) and out.summary["r2_std"] == 0.0
 
@@ -202,3 +202,27 @@ def test_mig_sap_modularity_on_known_cases() -> None:
     assert rotated.modularity < perfect.modularity - 0.1
     assert rotated.sap < perfect.sap - 0.3
     assert mig(perfect_codes, factors, labels) == perfect.mig
+
+
+def test_quantile_bins_give_a_heavy_tie_its_own_bin() -> None:
+    x = np.concatenate([np.zeros(95), np.arange(1.0, 6.0)])  # e.g. unvoiced frames at pitch 0
+    # Mid-ranks: F(0) = 0.475, F(1..5) in [0.955, 0.995], so bins 9 and 19, relabelled 0 and 1.
+    np.testing.assert_array_equal(quantile_bins(x, 20), [0] * 95 + [1] * 5)
+    np.testing.assert_array_equal(quantile_bins(x[::-1], 20), [1] * 5 + [0] * 95)
+
+
+def test_histogram_classifier_matches_a_loop() -> None:
+    rng = np.random.default_rng(8)
+    codes = np.maximum(rng.standard_normal((120, 3)), 0.0)
+    label = (codes[:, 0] > 0.5).astype(int) + rng.integers(0, 2, 120)
+    train, test = np.arange(80), np.arange(80, 120)
+    binned = _BinnedCodes(codes, 4)
+    got = binned.histogram_accuracy(label, 3, train, test)
+    for i in range(3):
+        b = binned.bins[:, i]
+        majority = np.bincount(label[train]).argmax()
+        table = {
+            k: np.bincount(label[train][b[train] == k], minlength=3).argmax() for k in range(4)
+        }
+        table = {k: (v if np.any(b[train] == k) else majority) for k, v in table.items()}
+        assert got[i] == pytest.approx(np.mean([table[k] for k in b[test]] == label[test]))

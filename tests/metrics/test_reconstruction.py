@@ -48,8 +48,11 @@ def _reference(x: torch.Tensor, x_hat: torch.Tensor) -> dict[str, float]:
 def test_streamed_equals_one_shot_equals_sklearn(mean: float) -> None:
     x, x_hat = _data(mean=mean)
     ref = _reference(x, x_hat)
-    metrics = {"mse": (MSE(), mse), "fvu": (FVU(), fvu), "cos": (CosineSimilarity(),
-                                                                  cosine_similarity)}
+    metrics = {
+        "mse": (MSE(), mse),
+        "fvu": (FVU(), fvu),
+        "cos": (CosineSimilarity(), cosine_similarity),
+    }
     for name, (metric, fn) in metrics.items():
         for xb, xb_hat in zip(x.split(10), x_hat.split(10), strict=True):  # last batch is short
             metric.update(xb, xb_hat)

@@ -11,8 +11,9 @@ from saelight.metrics.sparsity import (
     log10_density,
 )
 
-Z = torch.tensor([[0.0, 1.0, 2.0, 0.0], [0.0, 0.0, 3.0, 0.0], [0.0, 5.0, 1.0, 0.0],
-                  [0.0, 0.0, 4.0, -1.0]])
+Z = torch.tensor(
+    [[0.0, 1.0, 2.0, 0.0], [0.0, 0.0, 3.0, 0.0], [0.0, 5.0, 1.0, 0.0], [0.0, 0.0, 4.0, -1.0]]
+)
 
 
 def test_hand_computed() -> None:
@@ -23,7 +24,9 @@ def test_hand_computed() -> None:
     torch.testing.assert_close(out["density"], torch.tensor([0.0, 0.5, 1.0, 0.25]))
     torch.testing.assert_close(out["dead_fraction"], torch.tensor(0.25))
     torch.testing.assert_close(out["dense_fraction"], torch.tensor(0.25))  # 0.5 is not > 0.5
-    torch.testing.assert_close(log10_density(torch.tensor([0.0, 1e-3])), torch.tensor([-10.0, -3.0]))
+    torch.testing.assert_close(
+        log10_density(torch.tensor([0.0, 1e-3])), torch.tensor([-10.0, -3.0])
+    )
 
 
 def _codes(seed: int = 0) -> torch.Tensor:

@@ -8,6 +8,7 @@ import pytest
 MODULES = [
     "saelight.metrics.reconstruction",
     "saelight.metrics.sparsity",
+    "saelight.metrics.classification",
     "saelight.metrics.probe",
     "saelight.metrics.disentanglement",
     "saelight.metrics.disentanglement_dci",

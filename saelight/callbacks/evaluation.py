@@ -1,0 +1,194 @@
+"""SAEEvaluation: the paper's held-out evaluation of every SAE of the grid, plus fast probes during fit."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any, Literal
+
+import lightning as L
+import numpy as np
+
+from saelight.callbacks.best_export import run_dir
+from saelight.evaluation import (
+    SPLIT_NAMES,
+    EvalOptions,
+    SplitData,
+    encode,
+    evaluate_layer,
+    probe_labels,
+    run_probe,
+)
+from saelight.module import SAEModule
+from saelight.results import write_results
+from saelight.sae.base import SAE
+
+log = logging.getLogger(__name__)
+
+
+class SAEEvaluation(L.Callback):
+    """Probe accuracy (dense vs SAE codes), reconstruction and disentanglement on held-out data.
+
+    At fit end (and `saelight test`) every SAE is evaluated with its best exported weights (see
+    `BestSAEExport`), falling back to the current ones: results go to `<run>/results/results.{json,csv}`,
+    to every logger as `<layer>/<name>/test/<metric>`, to W&B as figures, and into `report.md`.
+    Rank 0 computes (it reads the whole held-out split from the cache, so nothing needs gathering)
+    while other ranks wait at a barrier.
+
+    Args:
+        probe: "paper" = linear layer, cross-entropy, Adam 1e-3, 120 epochs, best epoch by val loss;
+            "logistic" = standardised scikit-learn logistic regression (fast).
+        labels: labels to probe (default: every label with classes shared by train/val/test).
+        k_sparse: also probe the k best single features per label (0 disables).
+        disentanglement: Lasso R² / completeness (paper + K-fair) on the test split's factors.
+        standard_scores: DCI, MIG, SAP and modularity too (needs `disentanglement`).
+        factors: factor names to use (default: all `factor_*` columns of the cache).
+        every_n_val_epochs: also run fast logistic probes every N validation epochs (0 = never).
+        max_rows_per_split: subsample larger splits (frame-level caches) to this many rows.
+        report: write `report.md` + figures at fit end.
+        seed: seed of probes, subsampling and held-out splits.
+        dirpath: run directory (default: trainer.default_root_dir).
+    """
+
+    def __init__(
+        self,
+        probe: Literal["paper", "logistic"] = "paper",
+        labels: list[str] | None = None,
+        k_sparse: int = 8,
+        disentanglement: bool = True,
+        standard_scores: bool = True,
+        factors: list[str] | None = None,
+        every_n_val_epochs: int = 0,
+        max_rows_per_split: int = 20_000,
+        report: bool = True,
+        seed: int = 42,
+        dirpath: str | None = None,
+    ) -> None:
+        if probe not in ("paper", "logistic"):
+            raise ValueError(f"SAEEvaluation.probe must be 'paper' or 'logistic', got {probe!r}")
+        self.opts = EvalOptions(
+            probe=probe,
+            labels=labels,
+            k_sparse=k_sparse,
+            disentanglement=disentanglement,
+            standard_scores=standard_scores and disentanglement,
+            factors=factors,
+            seed=seed,
+        )
+        self.every_n_val_epochs, self.max_rows = every_n_val_epochs, max_rows_per_split
+        self.report, self.dirpath = report, dirpath
+        self._splits: dict[str, tuple[np.ndarray, np.ndarray]] | None = None
+
+    def _load_splits(self, trainer: L.Trainer) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+        """(rows, activations (n, n_layers, dim)) per split, read once and kept."""
+        if self._splits is None:
+            dm = trainer.datamodule
+            if dm.reader is None:
+                dm.setup("test")
+            rng = np.random.default_rng(self.opts.seed)
+            self._splits = {}
+            for split in SPLIT_NAMES:
+                rows = dm.reader.split_rows(split)
+                if len(rows) > self.max_rows:
+                    rows = np.sort(rng.choice(rows, self.max_rows, replace=False))
+                self._splits[split] = (rows, dm.reader.read(rows))
+        return self._splits
+
+    def _layer_splits(self, trainer: L.Trainer, layer_pos: int) -> dict[str, SplitData]:
+        meta = trainer.datamodule.reader.metadata
+        return {
+            s: SplitData(x[:, layer_pos], meta.iloc[rows].reset_index(drop=True))
+            for s, (rows, x) in self._load_splits(trainer).items()
+        }
+
+    def on_validation_end(self, trainer: L.Trainer, pl_module: SAEModule) -> None:
+        n = self.every_n_val_epochs
+        if not n or trainer.sanity_checking or (trainer.current_epoch + 1) % n:
+            return
+        if trainer.is_global_zero:
+            metrics: dict[str, float] = {}
+            for e in pl_module.grid:
+                splits = self._layer_splits(trainer, e.layer_pos)
+                labels = probe_labels(splits, self.opts.labels)
+                codes = {s: encode(pl_module.sae(e), splits[s].x) for s in SPLIT_NAMES}
+                for label in labels:
+                    y = {s: splits[s].meta[f"label_{label}"].to_numpy() for s in SPLIT_NAMES}
+                    result = run_probe("logistic", codes, y, self.opts.seed)
+                    metrics[f"{e.prefix}/val/probe_{label}_acc"] = result.val_accuracy
+            for logger in trainer.loggers:
+                logger.log_metrics(metrics, step=trainer.global_step)
+        trainer.strategy.barrier()
+
+    def on_fit_end(self, trainer: L.Trainer, pl_module: SAEModule) -> None:
+        self.evaluate(trainer, pl_module, best=True)
+
+    def on_test_end(self, trainer: L.Trainer, pl_module: SAEModule) -> None:
+        self.evaluate(trainer, pl_module, best=False)
+
+    def evaluate(
+        self, trainer: L.Trainer, pl_module: SAEModule, best: bool
+    ) -> list[dict[str, Any]]:
+        rows: list[dict[str, Any]] = []
+        if trainer.is_global_zero:
+            out = run_dir(trainer, self.dirpath)
+            for layer_pos, layer in enumerate(pl_module.layers):
+                entries = [e for e in pl_module.grid if e.layer_pos == layer_pos]
+                saes = {e.name: self._sae(pl_module, e, out, best) for e in entries}
+                splits = self._layer_splits(trainer, layer_pos)
+                layer_rows = evaluate_layer(layer, splits, saes, self.opts)
+                for e, row in zip(entries, layer_rows[1:], strict=True):
+                    if e.sparsity is not None:
+                        row["sparsity"] = e.sparsity
+                rows.extend(layer_rows)
+            write_results(out, rows, run_summary(trainer))
+            self._log(trainer, rows)
+            if self.report:
+                from saelight.report import write_report
+
+                write_report([out], out / "report", wandb_run=_wandb_run(trainer))
+        trainer.strategy.barrier()
+        return rows
+
+    @staticmethod
+    def _sae(pl_module: SAEModule, entry: Any, out: Path, best: bool) -> SAE:
+        path = out / "saes" / entry.key
+        if best and (path / "cfg.json").exists():
+            return SAE.from_pretrained(path)
+        return pl_module.sae(entry).cpu().float()
+
+    @staticmethod
+    def _log(trainer: L.Trainer, rows: list[dict[str, Any]]) -> None:
+        metrics = {
+            f"L{r['layer']}/{r['name']}/test/{k}": float(v)
+            for r in rows
+            for k, v in r.items()
+            if isinstance(v, (int, float))
+            and not isinstance(v, bool)
+            and k not in ("layer", "d_sae", "k")
+        }
+        for logger in trainer.loggers:
+            logger.log_metrics(metrics, step=trainer.global_step)
+            logger.save()
+
+
+def run_summary(trainer: L.Trainer) -> dict[str, Any]:
+    dm = trainer.datamodule
+    cache = dm.cache
+    return {
+        "backbone": cache.backbone.identity(),
+        "source": cache.source.fingerprint(),
+        "pooling": cache.pooling,
+        "layers": cache.layers,
+        "cache": str(cache.directory),
+        "epochs": trainer.current_epoch,
+        "steps": trainer.global_step,
+    }
+
+
+def _wandb_run(trainer: L.Trainer) -> Any:
+    from lightning.pytorch.loggers import WandbLogger
+
+    for logger in trainer.loggers:
+        if isinstance(logger, WandbLogger):
+            return logger.experiment
+    return None

@@ -1,0 +1,62 @@
+"""At the end of `fit`, build the latent explorer of every SAE of the grid (as `saelight inspect`)."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import lightning as L
+from lightning.pytorch.loggers import WandbLogger
+
+from saelight.explorer.explore import explore
+from saelight.module import SAEModule
+
+log = logging.getLogger(__name__)
+
+
+class LatentExplorer(L.Callback):
+    """Writes `<out>/<key>/` (index.html, latents.json/.parquet, labels.json, audio/) per SAE.
+
+    Runs on global rank 0 only, on the SAEs as they are when training ends (the exported
+    best-by-validation weights in `saes/` are what `saelight inspect --run` reads). With a
+    `WandbLogger` attached, each SAE's table is also logged to W&B.
+
+    Args:
+        top_n: top activating rows kept per latent.
+        split: split whose rows are inspected.
+        out: output folder (default: `<trainer.default_root_dir>/explorer`).
+    """
+
+    def __init__(self, top_n: int = 10, split: str = "test", out: str | None = None) -> None:
+        if top_n < 1:
+            raise ValueError(f"LatentExplorer.top_n must be >= 1, got {top_n}")
+        self.top_n, self.split, self.out = top_n, split, out
+
+    def on_fit_end(self, trainer: L.Trainer, pl_module: SAEModule) -> None:
+        if not trainer.is_global_zero:
+            return
+        dm = trainer.datamodule
+        if dm is None or not hasattr(dm, "cache"):
+            log.warning("LatentExplorer needs the ActivationDataModule; skipped")
+            return
+        reader = dm.reader if getattr(dm, "reader", None) is not None else dm.cache.open()
+        if not len(reader.split_rows(self.split)):
+            log.warning("LatentExplorer: split %r has no rows; skipped", self.split)
+            return
+        root = Path(self.out or Path(trainer.default_root_dir) / "explorer")
+        run = next((lg.experiment for lg in trainer.loggers if isinstance(lg, WandbLogger)), None)
+        for e in pl_module.grid:
+            sae = pl_module.sae(e)
+            info = {"architecture": sae.architecture, "pooling": dm.cache.pooling, "name": e.name}
+            explore(
+                sae,
+                reader,
+                e.layer,
+                root / e.key,
+                source=dm.cache.source,
+                split=self.split,
+                top_n=self.top_n,
+                title=e.key,
+                info=info,
+                wandb_run=run,
+            )

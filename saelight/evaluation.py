@@ -1,0 +1,232 @@
+"""Held-out evaluation of one layer: the dense activations and every SAE on them, into result rows.
+
+Everything here works on arrays already read from the cache: probes are fitted on train (selected on
+val) and scored on test; reconstruction and disentanglement use the test split, like the paper.
+The row keys are documented in `saelight.results`.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import numpy as np
+import pandas as pd
+import torch
+
+from saelight.metrics.disentanglement import lasso_completeness
+from saelight.metrics.disentanglement_dci import dci
+from saelight.metrics.disentanglement_info import information_scores
+from saelight.metrics.probe import ProbeResult, k_sparse_probe, linear_probe, logistic_probe
+from saelight.metrics.reconstruction import cosine_similarity, fvu, mse
+from saelight.metrics.sparsity import feature_density, l0
+from saelight.sae.base import SAE
+
+log = logging.getLogger(__name__)
+SPLIT_NAMES = ("train", "val", "test")
+
+
+@dataclass
+class SplitData:
+    """One split of one layer: activations (n, dim) and its metadata rows."""
+
+    x: np.ndarray
+    meta: pd.DataFrame
+
+
+@dataclass
+class EvalOptions:
+    """What to compute (see `SAEEvaluation` for the meaning of each field)."""
+
+    probe: Literal["paper", "logistic"] = "paper"
+    labels: list[str] | None = None
+    k_sparse: int = 8
+    disentanglement: bool = True
+    standard_scores: bool = True
+    factors: list[str] | None = None
+    seed: int = 42
+
+
+def probe_labels(splits: dict[str, SplitData], wanted: list[str] | None) -> list[str]:
+    """Labels a probe can learn: ≥2 classes in train and every val/test class seen in train.
+
+    A label whose groups are split apart (e.g. `singer` when splits are by singer) cannot be probed
+    across splits; it is skipped with a log line rather than scored as 0.
+    """
+    names = [
+        c.removeprefix("label_") for c in splits["train"].meta.columns if c.startswith("label_")
+    ]
+    if wanted is not None:
+        missing = sorted(set(wanted) - set(names))
+        if missing:
+            raise ValueError(f"evaluation labels {missing} are not in the cache (it has {names})")
+        names = list(wanted)
+    usable = []
+    for name in names:
+        train = set(splits["train"].meta[f"label_{name}"])
+        unseen = (
+            set(splits["val"].meta[f"label_{name}"]) | set(splits["test"].meta[f"label_{name}"])
+        ) - train
+        if len(train) < 2 or unseen:
+            log.info(
+                "label %r not probed: %d train classes, classes unseen in train: %s",
+                name,
+                len(train),
+                sorted(unseen)[:5],
+            )
+            continue
+        usable.append(name)
+    return usable
+
+
+def run_probe(
+    kind: str,
+    features: dict[str, np.ndarray],
+    labels: dict[str, np.ndarray],
+    seed: int,
+    k: int | None = None,
+) -> ProbeResult:
+    args = [a for s in SPLIT_NAMES for a in (features[s], labels[s])]
+    if k is not None:
+        return k_sparse_probe(*args, k=k, seed=seed)
+    if kind == "paper":
+        return linear_probe(*args, seed=seed)
+    return logistic_probe(*args, seed=seed)
+
+
+def probe_scores(
+    features: dict[str, np.ndarray],
+    splits: dict[str, SplitData],
+    labels: list[str],
+    opts: EvalOptions,
+    with_k_sparse: bool,
+) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for name in labels:
+        y = {s: splits[s].meta[f"label_{name}"].to_numpy() for s in SPLIT_NAMES}
+        result = run_probe(opts.probe, features, y, opts.seed)
+        out[f"probe_{name}_acc"] = result.accuracy
+        out[f"probe_{name}_f1"] = result.macro_f1
+        out[f"probe_{name}_confusion"] = result.confusion.tolist()
+        out[f"probe_{name}_classes"] = [str(c) for c in result.classes]
+        if with_k_sparse and opts.k_sparse > 0:
+            k = min(opts.k_sparse, features["train"].shape[1])
+            out[f"ksparse_{name}_acc"] = run_probe(opts.probe, features, y, opts.seed, k=k).accuracy
+    return out
+
+
+def disentanglement_scores(
+    codes: np.ndarray, meta: pd.DataFrame, opts: EvalOptions
+) -> dict[str, Any]:
+    """Paper's Lasso R²/completeness (held out, plus K-fair) and DCI/MIG/SAP/modularity on test rows."""
+    names = [c.removeprefix("factor_") for c in meta.columns if c.startswith("factor_")]
+    if opts.factors is not None:
+        names = [n for n in names if n in set(opts.factors)]
+    if not names or len(meta) < 10:
+        return {}
+    factors = {n: meta[f"factor_{n}"].to_numpy(np.float64) for n in names}
+    groups = meta["clip_id"].to_numpy()
+    out: dict[str, Any] = {}
+    paper = lasso_completeness(codes, factors, seed=opts.seed, groups=groups)
+    s = paper.summary
+    out.update(
+        r2_mean=s["r2_mean"],
+        r2_std=s["r2_std"],
+        completeness_mean=s["completeness_mean"],
+        completeness_std=s["completeness_std"],
+        completeness_kfair_mean=s["completeness_k_fair_mean"],
+        completeness_kfair_std=s["completeness_k_fair_std"],
+        top_factors=[paper.factor_names[i] for i in paper.top],
+    )
+    if opts.standard_scores:
+        labels = {
+            c.removeprefix("label_"): meta[c].to_numpy()
+            for c in meta.columns
+            if c.startswith("label_") and meta[c].nunique() > 1
+        }
+        d = dci(codes, factors, labels, seed=opts.seed, groups=groups)
+        out.update(
+            dci_disentanglement=d.disentanglement,
+            dci_completeness=d.completeness,
+            dci_informativeness=d.informativeness,
+        )
+        if codes.shape[1] >= 2:
+            info = information_scores(codes, factors, labels, seed=opts.seed, groups=groups)
+            out.update(mig=info.mig, sap=info.sap, modularity=info.modularity)
+    return out
+
+
+@torch.no_grad()
+def encode(sae: SAE, x: np.ndarray, batch: int = 4096) -> np.ndarray:
+    sae.eval()
+    parts = [
+        sae.encode(torch.from_numpy(x[i : i + batch])).float() for i in range(0, len(x), batch)
+    ]
+    return torch.cat(parts).numpy() if parts else np.zeros((0, sae.d_sae), np.float32)
+
+
+def reconstruction_scores(sae: SAE, x: np.ndarray, codes: np.ndarray) -> dict[str, float]:
+    xt, z = torch.from_numpy(x), torch.from_numpy(codes)
+    with torch.no_grad():
+        x_hat = sae.decode(z).float()
+    density = feature_density(z)
+    return {
+        "mse": float(mse(xt, x_hat)),
+        "fvu": float(fvu(xt, x_hat)),
+        "cosine": float(cosine_similarity(xt, x_hat)),
+        "l0": float(l0(z)),
+        "dead_fraction": float(density["dead_fraction"]),
+        "dense_fraction": float(density["dense_fraction"]),
+    }
+
+
+def sae_identity(sae: SAE) -> dict[str, Any]:
+    k = getattr(sae, "k", None)
+    sparsity = getattr(sae, "sparsity", None)
+    if sparsity is None and k is not None:
+        sparsity = 1.0 - k / sae.d_sae
+    return {"architecture": sae.architecture, "d_sae": sae.d_sae, "k": k, "sparsity": sparsity}
+
+
+def evaluate_layer(
+    layer: int,
+    splits: dict[str, SplitData],
+    saes: dict[str, SAE],
+    opts: EvalOptions,
+    on_row: Callable[[dict[str, Any]], None] | None = None,
+) -> list[dict[str, Any]]:
+    """Rows for the dense activations of `layer` and for each named SAE on them."""
+    labels = probe_labels(splits, opts.labels)
+    dense_features = {s: splits[s].x for s in SPLIT_NAMES}
+    dense = {
+        "layer": layer,
+        "name": "dense",
+        "kind": "dense",
+        "architecture": "dense",
+        "d_sae": int(splits["test"].x.shape[1]),
+    }
+    dense.update(probe_scores(dense_features, splits, labels, opts, with_k_sparse=True))
+    if opts.disentanglement:
+        dense.update(disentanglement_scores(splits["test"].x, splits["test"].meta, opts))
+    rows = [dense]
+    if on_row:
+        on_row(dense)
+    for name, sae in saes.items():
+        codes = {s: encode(sae, splits[s].x) for s in SPLIT_NAMES}
+        row: dict[str, Any] = {"layer": layer, "name": name, "kind": "sae", **sae_identity(sae)}
+        row.update(reconstruction_scores(sae, splits["test"].x, codes["test"]))
+        if getattr(sae, "k", None) is None:
+            row["sparsity"] = 1.0 - row["l0"] / sae.d_sae
+        row.update(probe_scores(codes, splits, labels, opts, with_k_sparse=True))
+        for label in labels:
+            row[f"probe_{label}_acc_delta"] = (
+                row[f"probe_{label}_acc"] - dense[f"probe_{label}_acc"]
+            )
+        if opts.disentanglement:
+            row.update(disentanglement_scores(codes["test"], splits["test"].meta, opts))
+        rows.append(row)
+        if on_row:
+            on_row(row)
+    return rows

@@ -1,0 +1,60 @@
+"""The explorer in W&B: a table of the most selective latents with audio cells and histograms."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+AUDIO_CELLS = 3
+
+
+def histogram_svg(counts: list[int], width: int = 120, height: int = 32) -> str:
+    """A bar chart of `counts` as an inline SVG string (for a `wandb.Html` cell)."""
+    top = max(max(counts, default=0), 1)
+    bar = width / max(len(counts), 1)
+    rects = "".join(
+        f'<rect x="{i * bar:.1f}" y="{height - height * c / top:.1f}" width="{bar - 1:.1f}" '
+        f'height="{height * c / top:.1f}" fill="#4a7fc1"/>'
+        for i, c in enumerate(counts)
+    )
+    return f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}">{rects}</svg>'
+
+
+def log_explorer(run: Any, key: str, latents: list[dict[str, Any]], out: str | Path,
+                 max_latents: int = 64) -> None:
+    """Log `explorer/<key>/latents` (a `wandb.Table`) and `explorer/<key>/log10_frequency`.
+
+    The table holds the `max_latents` most selective latents that fire: id, frequency, mean
+    activation, selectivity, best label, an activation histogram (`wandb.Html` SVG), and the
+    audio of its top `AUDIO_CELLS` rows as `wandb.Audio` cells (None where there is none).
+
+    Args:
+        run: a wandb run (`wandb.init(...)` or `WandbLogger.experiment`).
+        key: the SAE key, used in the logged names.
+        latents: `explore.latent_records` output.
+        out: the explorer folder holding `audio/`.
+        max_latents: rows of the table.
+    """
+    import wandb
+
+    out = Path(out)
+    live = [r for r in latents if r["fires"] > 0]
+    live.sort(key=lambda r: -(r["selectivity"] if r["selectivity"] is not None else -1.0))
+    columns = ["latent", "frequency", "mean_activation", "selectivity", "best_label", "histogram"]
+    columns += [f"top_{i + 1}" for i in range(AUDIO_CELLS)]
+    table = wandb.Table(columns=columns)
+    for r in live[:max_latents]:
+        audio = []
+        for t in r["top"][:AUDIO_CELLS]:
+            caption = f"{t['clip_id']} act={t['activation']}"
+            audio.append(wandb.Audio(str(out / t["audio"]), caption=caption) if t["audio"] else None)
+        audio += [None] * (AUDIO_CELLS - len(audio))
+        table.add_data(r["latent"], r["frequency"], r["mean_activation"], r["selectivity"],
+                       r["best_label"], wandb.Html(histogram_svg(r["histogram"])), *audio)
+    freq = np.array([r["frequency"] for r in live], dtype=np.float64)
+    logged: dict[str, Any] = {f"explorer/{key}/latents": table}
+    if len(freq):
+        logged[f"explorer/{key}/log10_frequency"] = wandb.Histogram(np.log10(freq))
+    run.log(logged)

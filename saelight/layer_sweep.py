@@ -1,0 +1,155 @@
+"""Dense probe accuracy per layer, from an activation cache that holds every layer.
+
+Which layers to put SAEs on? The paper picks one early and one late layer per backbone by dense
+probe accuracy. This recipe reads one cache (e.g. `configs/layer_sweep_hubert.yaml`, layers: all),
+probes the chosen label on each cached layer (train fits, val selects, test scores) and writes
+`layer_sweep_<label>.json` plus `layer_sweep_<label>.png` (accuracy vs layer), and prints a table:
+
+    saelight cache --config configs/layer_sweep_hubert.yaml --data.cache.source.init_args.root DIR
+    python -m saelight.layer_sweep --cache runs/layer_sweep/hubert/cache --label technique
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+
+from saelight.cache.reader import CacheReader
+from saelight.metrics.probe import ProbeResult, linear_probe, logistic_probe
+
+SPLITS = ("train", "val", "test")
+
+
+def split_rows(reader: CacheReader, max_rows: int | None, seed: int) -> dict[str, np.ndarray]:
+    """Row indices per split, each subsampled (sorted) to at most `max_rows` (frame-level caches)."""
+    rng = np.random.default_rng(seed)
+    out = {}
+    for split in SPLITS:
+        rows = reader.split_rows(split)
+        if not len(rows):
+            raise ValueError(f"cache {reader.directory} has no '{split}' rows")
+        if max_rows is not None and len(rows) > max_rows:
+            rows = np.sort(rng.choice(rows, max_rows, replace=False))
+        out[split] = rows
+    return out
+
+
+def probe_layer(
+    reader: CacheReader, layer: int, rows: dict[str, np.ndarray], y: dict[str, np.ndarray],
+    probe: Literal["logistic", "paper"], seed: int,
+) -> ProbeResult:
+    """Fit the probe on one layer's dense activations (train), score val and test."""
+    x = {s: reader.read(rows[s], layers=[layer])[:, 0] for s in SPLITS}
+    args = [a for s in SPLITS for a in (x[s], y[s])]
+    return logistic_probe(*args, seed=seed) if probe == "logistic" else linear_probe(*args, seed=seed)
+
+
+def layer_sweep(
+    cache: str | Path,
+    label: str = "technique",
+    probe: Literal["logistic", "paper"] = "logistic",
+    layers: list[int] | None = None,
+    max_rows: int | None = 20_000,
+    seed: int = 42,
+) -> list[dict[str, Any]]:
+    """Test accuracy of a dense probe of `label` on each cached layer.
+
+    Args:
+        cache: a complete activation cache directory.
+        label: metadata label to probe (`label_<label>` column).
+        probe: "logistic" (standardised scikit-learn logistic regression, fast) or "paper" (the
+            paper's linear layer: cross-entropy, Adam 1e-3, 120 epochs, best epoch by val loss).
+        layers: layers to probe (default: every cached layer).
+        max_rows: subsample each split to this many rows (None: all rows).
+        seed: seed of the probe and the subsampling.
+
+    Returns:
+        One dict per layer: layer, accuracy, macro_f1, val_accuracy, best_epoch, n_train, n_test.
+    """
+    if probe not in ("logistic", "paper"):
+        raise ValueError(f"probe must be 'logistic' or 'paper', got {probe!r}")
+    reader = CacheReader(cache)
+    if label not in reader.label_names():
+        raise ValueError(f"label {label!r} is not in cache {cache}; it has {reader.label_names()}")
+    layers = list(reader.layers if layers is None else layers)
+    missing = sorted(set(layers) - set(reader.layers))
+    if missing:
+        raise ValueError(f"layers {missing} are not cached in {cache}; cached: {reader.layers}")
+    rows = split_rows(reader, max_rows, seed)
+    labels = reader.metadata[f"label_{label}"].to_numpy()
+    y = {s: labels[rows[s]] for s in SPLITS}
+    results = []
+    for layer in layers:
+        r = probe_layer(reader, layer, rows, y, probe, seed)
+        results.append({"layer": layer, "accuracy": r.accuracy, "macro_f1": r.macro_f1,
+                        "val_accuracy": r.val_accuracy, "best_epoch": r.best_epoch,
+                        "n_train": int(len(rows["train"])), "n_test": int(len(rows["test"]))})
+    return results
+
+
+def sweep_figure(results: list[dict[str, Any]], label: str, title: str) -> Figure:
+    """Test and val accuracy (%) vs layer."""
+    fig = Figure(figsize=(6, 4), layout="constrained")
+    FigureCanvasAgg(fig)
+    ax = fig.subplots()
+    layers = [r["layer"] for r in results]
+    ax.plot(layers, [100 * r["accuracy"] for r in results], marker="o", label="test")
+    ax.plot(layers, [100 * r["val_accuracy"] for r in results], marker=".", linestyle=":",
+            label="val")
+    ax.set_xticks(layers)
+    ax.set_xlabel("layer (0 = embeddings)")
+    ax.set_ylabel(f"{label} probe accuracy (%)")
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    ax.legend()
+    return fig
+
+
+def format_table(results: list[dict[str, Any]]) -> str:
+    """A Markdown table: layer, test accuracy (%), macro-F1, val accuracy (%)."""
+    lines = ["| layer | test acc (%) | macro-F1 | val acc (%) |", "|---|---:|---:|---:|"]
+    lines += [f"| L{r['layer']} | {100 * r['accuracy']:.2f} | {r['macro_f1']:.3f} | "
+              f"{100 * r['val_accuracy']:.2f} |" for r in results]
+    return "\n".join(lines)
+
+
+def main(args: list[str]) -> None:
+    """Entry point (`saelight layer-sweep` once wired): probe every cached layer, write JSON + PNG."""
+    parser = argparse.ArgumentParser(prog="saelight layer-sweep", description=__doc__.split("\n")[0])
+    parser.add_argument("--cache", required=True, help="activation cache directory (all layers)")
+    parser.add_argument("--label", default="technique", help="label to probe")
+    parser.add_argument("--probe", choices=("logistic", "paper"), default="logistic")
+    parser.add_argument("--layers", type=int, nargs="*", default=None, help="default: all cached")
+    parser.add_argument("--max-rows", type=int, default=20_000, help="rows per split (subsampled)")
+    parser.add_argument("--seed", type=int, default=42)
+    parser.add_argument("--out", default=None, help="output folder (default: <cache>/../layer_sweep)")
+    ns = parser.parse_args(args)
+    results = layer_sweep(ns.cache, ns.label, ns.probe, ns.layers, ns.max_rows, ns.seed)
+    out = Path(ns.out) if ns.out else Path(ns.cache).resolve().parent / "layer_sweep"
+    out.mkdir(parents=True, exist_ok=True)
+    manifest = CacheReader(ns.cache).manifest
+    backbone = manifest.get("backbone", {})
+    stem = f"layer_sweep_{ns.label}"
+    payload = {"cache": str(ns.cache), "backbone": backbone, "label": ns.label, "probe": ns.probe,
+               "seed": ns.seed, "max_rows": ns.max_rows, "layers": results}
+    tmp = out / f".{stem}.json.{os.getpid()}.tmp"
+    tmp.write_text(json.dumps(payload, indent=1))
+    os.replace(tmp, out / f"{stem}.json")
+    title = f"{Path(str(backbone.get('model', ''))).name}: dense {ns.label} probe ({ns.probe})"
+    sweep_figure(results, ns.label, title).savefig(out / f"{stem}.png", dpi=120)
+    print(format_table(results))
+    best = max(results, key=lambda r: r["accuracy"])
+    print(f"best layer: L{best['layer']} ({100 * best['accuracy']:.2f} %); wrote {out / stem}.json/.png")
+
+
+if __name__ == "__main__":
+    import sys
+
+    main(sys.argv[1:])

@@ -1,0 +1,111 @@
+"""A tiny activation cache with planted structure, written straight through `ShardWriter`.
+
+Rows come from real `SyntheticSinging` clips (so the explorer can re-synthesise their audio), but
+the activations are made up: x ~ N(0, I_16) plus 4 on dim 0 for vibrato clips and
+3·zscore(f0_mean_hz) on dim 1. `planted_sae` builds a TopK SAE whose latent `VIBRATO` reads dim 0
+(fires for vibrato) and latent `PITCH` reads dim 1 (tracks f0); the other latents are random.
+Clip pooling writes `CROPS` half-second crops per clip, frame pooling `frames` frames per clip.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from saelight.audio import SyntheticSinging
+from saelight.audio.base import Clip
+from saelight.cache.format import FORMAT_VERSION, write_manifest
+from saelight.cache.reader import CacheReader
+from saelight.cache.writer import ShardWriter
+from saelight.sae import TopKSAE
+
+D_IN, D_SAE, LAYER = 16, 32, 3
+VIBRATO, PITCH = 7, 19
+FRAME_S = 0.02
+CROPS, CROP_S = 4, 0.5
+
+
+def tiny_source() -> SyntheticSinging:
+    return SyntheticSinging(clips_per_combo=2, duration_s=1.0, techniques=("straight", "vibrato", "breathy"),
+                            vowels=("a", "i"), n_singers=4, n_val_singers=1, n_test_singers=1)
+
+
+def _activations(clips: list[Clip], rows_per_clip: int, seed: int = 0) -> np.ndarray:
+    f0 = np.array([c.factors["f0_mean_hz"] for c in clips])
+    f0 = (f0 - f0.mean()) / f0.std()
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=(len(clips), rows_per_clip, D_IN))
+    x[:, :, 0] += 4.0 * np.array([c.labels["technique"] == "vibrato" for c in clips])[:, None]
+    x[:, :, 1] += 3.0 * f0[:, None]
+    return x.reshape(-1, D_IN).astype(np.float32)
+
+
+def write_cache(directory: Path, clips: list[Clip], pooling: str = "clip", frames: int = 4
+                ) -> CacheReader:
+    """A complete one-shard cache of `clips` (`CROPS` crop rows per clip, or `frames` frame rows)."""
+    rows_per_clip = CROPS if pooling == "clip" else frames
+    manifest = {
+        "format_version": FORMAT_VERSION, "backbone": {"model": "planted"}, "source": {"class": "test"},
+        "extraction": {"pooling": pooling, "storage_dtype": "float32", "sample_rate": 16000},
+        "layers": [LAYER], "dim": D_IN, "complete": False, "n_rows": 0, "shards": [], "skipped": [],
+        "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
+    }
+    directory.mkdir(parents=True, exist_ok=True)
+    write_manifest(directory, manifest)
+    writer = ShardWriter(directory, manifest)
+    meta = []
+    for index, clip in enumerate(clips):
+        base = {"clip_index": index, "clip_id": clip.clip_id, "path": "", "split": clip.split,
+                "crop": 0, "frame": -1,
+                **{f"label_{k}": v for k, v in clip.labels.items()},
+                **{f"factor_{k}": float(v) for k, v in clip.factors.items()}}
+        if pooling == "clip":
+            meta += [{**base, "crop": c, "start_s": c * 0.125, "end_s": c * 0.125 + CROP_S}
+                     for c in range(CROPS)]
+        else:
+            meta += [{**base, "frame": f, "start_s": 0.3 + f * FRAME_S, "end_s": 0.3 + (f + 1) * FRAME_S}
+                     for f in range(frames)]
+    writer.add({LAYER: _activations(clips, rows_per_clip)}, meta)
+    writer.commit(len(clips))
+    manifest["complete"] = True
+    write_manifest(directory, manifest)
+    return CacheReader(directory)
+
+
+def planted_sae(seed: int = 0) -> TopKSAE:
+    """Latent VIBRATO = ReLU(3·x0 - 3), latent PITCH = ReLU(3·x1 + 9); the rest small, random."""
+    torch.manual_seed(seed)
+    sae = TopKSAE(d_in=D_IN, d_sae=D_SAE, k=8, decoder_bias=False)
+    with torch.no_grad():
+        sae.W_enc.normal_(0.0, 0.3)
+        sae.b_enc.zero_()
+        for latent, dim, bias in ((VIBRATO, 0, -3.0), (PITCH, 1, 9.0)):
+            sae.W_enc[:, latent] = 0.0
+            sae.W_enc[dim, latent] = 3.0
+            sae.b_enc[latent] = bias
+    return sae.eval()
+
+
+@pytest.fixture(scope="session")
+def source() -> SyntheticSinging:
+    return tiny_source()
+
+
+@pytest.fixture(scope="session")
+def clip_cache(tmp_path_factory: pytest.TempPathFactory, source: SyntheticSinging) -> CacheReader:
+    return write_cache(tmp_path_factory.mktemp("cache") / "clip", source.clips())
+
+
+@pytest.fixture(scope="session")
+def explored(tmp_path_factory: pytest.TempPathFactory, clip_cache: CacheReader,
+             source: SyntheticSinging) -> Path:
+    """The explorer folder of the planted SAE on the clip cache's test split (with audio)."""
+    from saelight.explorer import explore
+
+    out = tmp_path_factory.mktemp("explorer") / "L03_planted"
+    return explore(planted_sae(), clip_cache, LAYER, out, source=source, top_n=5, title="L03_planted",
+                   info={"architecture": "topk"})

@@ -1,0 +1,124 @@
+"""End-to-end runs of the real `saelight` CLI on a tiny config: files, metrics and bad input."""
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from saelight.cli import main
+
+TINY = Path(__file__).parent / "data" / "tiny.yaml"
+
+
+def run_cli(tmp_path: Path, *args: str) -> subprocess.CompletedProcess:
+    command, *overrides = args
+    cmd = [
+        sys.executable,
+        "-m",
+        "saelight.cli",
+        command,
+        "--config",
+        str(TINY),
+        "--trainer.default_root_dir",
+        ".",
+        *overrides,
+    ]
+    return subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True, timeout=600)
+
+
+@pytest.fixture(scope="module")
+def finished_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    run = tmp_path_factory.mktemp("run")
+    done = run_cli(run, "fit")
+    assert done.returncode == 0, done.stderr[-3000:]
+    return run
+
+
+def test_fit_leaves_cache_checkpoint_csv_wandb_and_exports(finished_run: Path) -> None:
+    manifest = json.loads((finished_run / "cache" / "manifest.json").read_text())
+    assert manifest["complete"] and manifest["layers"] == [1, 2] and manifest["dim"] == 32
+    assert (finished_run / "checkpoints" / "last.ckpt").exists()
+    assert list((finished_run / "wandb").glob("offline-run-*/run-*.wandb"))
+    metrics = pd.read_csv(next((finished_run / "csv").glob("version_*/metrics.csv")))
+    fvu = metrics["L1/topk_s75/val/fvu"].dropna()
+    assert len(fvu) == 3 and fvu.iloc[-1] < fvu.iloc[0]
+    best = json.loads((finished_run / "saes" / "best.json").read_text())
+    assert set(best) == {"L01_topk_s75", "L01_topk_s90", "L02_topk_s75", "L02_topk_s90"}
+    cfg = json.loads((finished_run / "saes" / "L02_topk_s90" / "cfg.json").read_text())
+    assert cfg["layer"] == 2 and cfg["k"] == 6 and cfg["backbone"]["untrained"] is True
+
+
+def test_fit_writes_results_with_dense_and_sae_rows(finished_run: Path) -> None:
+    rows = json.loads((finished_run / "results" / "results.json").read_text())["rows"]
+    names = {(r["layer"], r["name"]) for r in rows}
+    assert names == {(layer, n) for layer in (1, 2) for n in ("dense", "topk_s75", "topk_s90")}
+    for row in rows:
+        assert 0.0 <= row["probe_vowel_acc"] <= 1.0
+        if row["kind"] == "sae":
+            assert row["l0"] == pytest.approx(row["k"])
+            assert row["probe_vowel_acc_delta"] == pytest.approx(
+                row["probe_vowel_acc"]
+                - next(r for r in rows if r["layer"] == row["layer"] and r["kind"] == "dense")[
+                    "probe_vowel_acc"
+                ]
+            )
+
+
+def test_rerun_in_same_directory_reuses_cache_and_overwrites_config(finished_run: Path) -> None:
+    before = (finished_run / "cache" / "manifest.json").stat().st_mtime_ns
+    done = run_cli(finished_run, "fit", "--trainer.max_epochs", "1")
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert (finished_run / "cache" / "manifest.json").stat().st_mtime_ns == before
+
+
+def test_cache_subcommand_builds_the_same_cache_fit_reads(
+    tmp_path: Path, finished_run: Path
+) -> None:
+    shutil.copytree(finished_run / "models", tmp_path / "models")
+    main(
+        [
+            "cache",
+            "--config",
+            str(TINY),
+            "--trainer.default_root_dir",
+            str(tmp_path),
+            "--data.cache.directory",
+            str(tmp_path / "cache"),
+            "--data.cache.backbone.init_args.save_dir",
+            str(tmp_path / "models"),
+        ]
+    )
+    ours = json.loads((tmp_path / "cache" / "manifest.json").read_text())
+    theirs = json.loads((finished_run / "cache" / "manifest.json").read_text())
+    assert ours["n_rows"] == theirs["n_rows"]
+    assert [s["files"] for s in ours["shards"]] == [s["files"] for s in theirs["shards"]]
+
+
+def test_layer_beyond_depth_is_a_clear_error(tmp_path: Path) -> None:
+    done = run_cli(tmp_path, "fit", "--data.cache.backbone.init_args.layers", "[1, 7]")
+    assert done.returncode != 0
+    assert "layer" in done.stderr and "0..2" in done.stderr
+
+
+def test_missing_checkpoint_dir_is_a_clear_error(tmp_path: Path) -> None:
+    done = run_cli(
+        tmp_path,
+        "fit",
+        "--data.cache.backbone",
+        "saelight.backbones.HFBackbone",
+        "--data.cache.backbone.init_args.model",
+        str(tmp_path / "no_such_model"),
+    )
+    assert done.returncode != 0
+    assert "no_such_model" in done.stderr
+
+
+def test_cache_from_another_backbone_width_is_refused(tmp_path: Path, finished_run: Path) -> None:
+    shutil.copytree(finished_run / "cache", tmp_path / "cache")
+    done = run_cli(tmp_path, "fit", "--data.cache.backbone.init_args.hidden_size", "64")
+    assert done.returncode != 0
+    assert "hidden_size" in done.stderr and "32" in done.stderr and "64" in done.stderr

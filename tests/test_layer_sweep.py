@@ -1,0 +1,47 @@
+"""`saelight.layer_sweep` on a tiny real cache (synthetic singing -> untrained 2-layer HuBERT)."""
+
+import json
+
+import pytest
+
+from saelight.audio import SyntheticSinging
+from saelight.backbones import UntrainedBackbone
+from saelight.cache.build import ActivationCache
+from saelight.layer_sweep import layer_sweep, main
+
+
+@pytest.fixture(scope="module")
+def cache_dir(tmp_path_factory: pytest.TempPathFactory) -> str:
+    tmp = tmp_path_factory.mktemp("sweep")
+    source = SyntheticSinging(clips_per_combo=1, duration_s=0.5,
+                              techniques=("belt", "breathy", "vibrato"), vowels=("a", "i"),
+                              n_singers=4, n_val_singers=1, n_test_singers=1)
+    backbone = UntrainedBackbone(num_layers=2, hidden_size=32, save_dir=str(tmp / "models"))
+    ActivationCache(str(tmp / "cache"), source=source, backbone=backbone).build(progress=False)
+    return str(tmp / "cache")
+
+
+def test_one_accuracy_per_cached_layer(cache_dir: str) -> None:
+    results = layer_sweep(cache_dir, label="technique")
+    assert [r["layer"] for r in results] == [0, 1, 2]
+    for r in results:
+        assert 0.0 <= r["accuracy"] <= 1.0 and 0.0 <= r["val_accuracy"] <= 1.0
+        assert r["n_train"] == 12 and r["n_test"] == 6
+
+
+def test_main_writes_json_and_png(cache_dir: str, tmp_path, capsys) -> None:
+    main(["--cache", cache_dir, "--label", "vowel", "--layers", "1", "2", "--out", str(tmp_path)])
+    payload = json.loads((tmp_path / "layer_sweep_vowel.json").read_text())
+    assert [r["layer"] for r in payload["layers"]] == [1, 2]
+    assert payload["label"] == "vowel" and payload["probe"] == "logistic"
+    assert (tmp_path / "layer_sweep_vowel.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "| L1 |" in capsys.readouterr().out
+
+
+def test_paper_probe_and_bad_inputs(cache_dir: str) -> None:
+    (r,) = layer_sweep(cache_dir, probe="paper", layers=[2])
+    assert 0.0 <= r["accuracy"] <= 1.0 and 1 <= r["best_epoch"] <= 120
+    with pytest.raises(ValueError, match="label 'nope'"):
+        layer_sweep(cache_dir, label="nope")
+    with pytest.raises(ValueError, match=r"layers \[7\]"):
+        layer_sweep(cache_dir, layers=[7])
