@@ -39,8 +39,10 @@ class PlainTopK(nn.Module):
         return self.decoder(torch.zeros_like(z_pre).scatter(-1, idx, vals))
 
 
-def make_step(model: nn.Module, x: Tensor, bf16: bool) -> Callable[[], None]:
-    """One optimiser step on the fixed batch x."""
+def make_step(
+    model: nn.Module, x: Tensor, bf16: bool, dead: Tensor | None = None
+) -> Callable[[], None]:
+    """One optimiser step on the fixed batch x (`dead`: the AuxK dead-latent mask)."""
     opt = torch.optim.Adam(model.parameters(), lr=1e-4)
     autocast = (
         torch.autocast(x.device.type, dtype=torch.bfloat16) if bf16 else contextlib.nullcontext()
@@ -48,7 +50,7 @@ def make_step(model: nn.Module, x: Tensor, bf16: bool) -> Callable[[], None]:
 
     def step() -> None:
         with autocast:
-            out = model(x)
+            out = model(x) if dead is None else model(x, dead)
         if isinstance(out, Tensor):
             loss = F.mse_loss(out, x)
         else:
@@ -64,20 +66,26 @@ def make_step(model: nn.Module, x: Tensor, bf16: bool) -> Callable[[], None]:
     return step
 
 
-def samples_per_s(step: Callable[[], None], batch: int, args: argparse.Namespace) -> float:
-    """Median over `args.runs` runs of `args.steps` steps, after `args.warmup` steps."""
+def measure(steps: dict[str, Callable[[], None]], args: argparse.Namespace) -> dict[str, dict]:
+    """samples/s of each step function: median and best of `args.runs` runs of `args.steps` steps.
+
+    The configurations take turns within each run, so load from other processes on a shared
+    machine hits them alike.
+    """
     sync = torch.cuda.synchronize if args.device == "cuda" else (lambda: None)
-    for _ in range(args.warmup):
-        step()
-    rates = []
-    for _ in range(args.runs):
-        sync()
-        t0 = time.perf_counter()
-        for _ in range(args.steps):
+    for step in steps.values():
+        for _ in range(args.warmup):
             step()
-        sync()
-        rates.append(batch * args.steps / (time.perf_counter() - t0))
-    return statistics.median(rates)
+    rates: dict[str, list[float]] = {name: [] for name in steps}
+    for _ in range(args.runs):
+        for name, step in steps.items():
+            sync()
+            t0 = time.perf_counter()
+            for _ in range(args.steps):
+                step()
+            sync()
+            rates[name].append(args.batch * args.steps / (time.perf_counter() - t0))
+    return {n: {"median": statistics.median(r), "best": max(r)} for n, r in rates.items()}
 
 
 def run(args: argparse.Namespace) -> dict:
@@ -92,29 +100,21 @@ def run(args: argparse.Namespace) -> dict:
         model.initialize_from_data(x)
         return model
 
-    def with_dead(model: TopKSAE) -> nn.Module:
-        model.forward = (lambda f: lambda inp: f(inp, dead))(model.forward)  # type: ignore
-        return model
-
-    rows = {
-        "plain dense fp32 (baseline)": (PlainTopK(args.d_in, args.d_sae, args.k).to(dev), False),
-        "saelight dense fp32": (sae(args.k, False), False),
-        "saelight dense bf16": (sae(args.k, False), True),
-        "saelight sparse fp32": (sae(args.k, True), False),
-        "saelight sparse bf16": (sae(args.k, True), True),
-        "saelight sparse bf16 + AuxK": (with_dead(sae(args.k, True)), True),
+    steps = {
+        "plain dense fp32 (baseline)": make_step(
+            PlainTopK(args.d_in, args.d_sae, args.k).to(dev), x, False
+        ),
+        "saelight dense fp32": make_step(sae(args.k, False), x, False),
+        "saelight dense bf16": make_step(sae(args.k, False), x, True),
+        "saelight sparse fp32": make_step(sae(args.k, True), x, False),
+        "saelight sparse bf16": make_step(sae(args.k, True), x, True),
+        "saelight sparse bf16 + AuxK": make_step(sae(args.k, True), x, True, dead),
     }
-    results = {
-        name: samples_per_s(make_step(m, x, bf16), args.batch, args)
-        for name, (m, bf16) in rows.items()
-    }
+    results = measure(steps, args)
     sweep = {}
-    if args.sweep:
-        for k in args.sweep_ks:
-            sweep[k] = {
-                mode: samples_per_s(make_step(sae(k, mode == "sparse"), x, True), args.batch, args)
-                for mode in ("dense", "sparse")
-            }
+    for k in args.sweep_ks if args.sweep else []:
+        steps = {mode: make_step(sae(k, mode == "sparse"), x, True) for mode in ("dense", "sparse")}
+        sweep[k] = measure(steps, args)
     return {"results": results, "sweep_bf16": sweep}
 
 
@@ -125,24 +125,22 @@ def main() -> None:
     parser.add_argument("--k", type=int, default=32)
     parser.add_argument("--batch", type=int, default=4096)
     parser.add_argument("--steps", type=int, default=3)
-    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--warmup", type=int, default=2)
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--sweep", action="store_true")
     parser.add_argument("--sweep_ks", type=int, nargs="+", default=[64, 256, 512, 768, 1024])
     args = parser.parse_args()
     out = run(args)
-    base = out["results"]["plain dense fp32 (baseline)"]
-    print(
-        f"| d_in {args.d_in}, d_sae {args.d_sae}, k {args.k}, batch {args.batch} | samples/s "
-        f"| vs baseline |\n|---|---:|---:|"
-    )
-    for name, rate in out["results"].items():
-        print(f"| {name} | {rate:,.0f} | {rate / base:.2f}x |")
+    base = out["results"]["plain dense fp32 (baseline)"]["median"]
+    print(f"| d_in {args.d_in}, d_sae {args.d_sae}, k {args.k}, batch {args.batch} ", end="")
+    print("| samples/s (median) | best | vs baseline |\n|---|---:|---:|---:|")
+    for name, r in out["results"].items():
+        print(f"| {name} | {r['median']:,.0f} | {r['best']:,.0f} | {r['median'] / base:.2f}x |")
     for k, modes in out["sweep_bf16"].items():
+        d, s = modes["dense"]["median"], modes["sparse"]["median"]
         print(
-            f"k={k} (k/d_sae={k / args.d_sae:.3f}) bf16: dense {modes['dense']:,.0f}, "
-            f"sparse {modes['sparse']:,.0f} samples/s"
+            f"k={k} (k/d_sae={k / args.d_sae:.3f}) bf16 samples/s: dense {d:,.0f}, sparse {s:,.0f}"
         )
     device = torch.cuda.get_device_name() if args.device == "cuda" else platform.processor()
     meta = {

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Callable
+from pathlib import Path
 
+import yaml
 from lightning.pytorch.cli import LightningCLI
 
 from saelight.data.datamodule import ActivationDataModule
@@ -32,6 +34,21 @@ def make_cli(args: list[str], run: bool = True) -> SaelightCLI:
         save_config_kwargs={"overwrite": True},
         parser_kwargs={"parser_mode": "omegaconf"},
     )
+
+
+# Top-level keys a run's saved config.yaml shares with the subcommand-less parser (it also holds
+# fit's own `ckpt_path`/`weights_only`, which that parser refuses).
+CONFIG_KEYS = ("seed_everything", "trainer", "model", "data", "optimizer", "lr_scheduler")
+
+
+def cli_from_saved_config(path: str | Path) -> SaelightCLI:
+    """Instantiate (without running) the run a saved or hand-written config describes."""
+    path = Path(path)
+    if not path.exists():
+        raise SystemExit(f"saelight: config {path} not found")
+    values = yaml.safe_load(path.read_text()) or {}
+    kept = {k: v for k, v in values.items() if k in CONFIG_KEYS}
+    return make_cli(["--config", yaml.safe_dump(kept)], run=False)
 
 
 def cache_command(args: list[str]) -> None:

@@ -28,7 +28,7 @@ SPLITS = ("train", "val", "test")
 
 
 def split_rows(reader: CacheReader, max_rows: int | None, seed: int) -> dict[str, np.ndarray]:
-    """Row indices per split, each subsampled (sorted) to at most `max_rows` (frame-level caches)."""
+    """Row indices per split, each subsampled (sorted) to at most `max_rows` (frame caches)."""
     rng = np.random.default_rng(seed)
     out = {}
     for split in SPLITS:
@@ -42,13 +42,19 @@ def split_rows(reader: CacheReader, max_rows: int | None, seed: int) -> dict[str
 
 
 def probe_layer(
-    reader: CacheReader, layer: int, rows: dict[str, np.ndarray], y: dict[str, np.ndarray],
-    probe: Literal["logistic", "paper"], seed: int,
+    reader: CacheReader,
+    layer: int,
+    rows: dict[str, np.ndarray],
+    y: dict[str, np.ndarray],
+    probe: Literal["logistic", "paper"],
+    seed: int,
 ) -> ProbeResult:
     """Fit the probe on one layer's dense activations (train), score val and test."""
     x = {s: reader.read(rows[s], layers=[layer])[:, 0] for s in SPLITS}
     args = [a for s in SPLITS for a in (x[s], y[s])]
-    return logistic_probe(*args, seed=seed) if probe == "logistic" else linear_probe(*args, seed=seed)
+    return (
+        logistic_probe(*args, seed=seed) if probe == "logistic" else linear_probe(*args, seed=seed)
+    )
 
 
 def layer_sweep(
@@ -88,9 +94,17 @@ def layer_sweep(
     results = []
     for layer in layers:
         r = probe_layer(reader, layer, rows, y, probe, seed)
-        results.append({"layer": layer, "accuracy": r.accuracy, "macro_f1": r.macro_f1,
-                        "val_accuracy": r.val_accuracy, "best_epoch": r.best_epoch,
-                        "n_train": int(len(rows["train"])), "n_test": int(len(rows["test"]))})
+        results.append(
+            {
+                "layer": layer,
+                "accuracy": r.accuracy,
+                "macro_f1": r.macro_f1,
+                "val_accuracy": r.val_accuracy,
+                "best_epoch": r.best_epoch,
+                "n_train": int(len(rows["train"])),
+                "n_test": int(len(rows["test"])),
+            }
+        )
     return results
 
 
@@ -101,8 +115,9 @@ def sweep_figure(results: list[dict[str, Any]], label: str, title: str) -> Figur
     ax = fig.subplots()
     layers = [r["layer"] for r in results]
     ax.plot(layers, [100 * r["accuracy"] for r in results], marker="o", label="test")
-    ax.plot(layers, [100 * r["val_accuracy"] for r in results], marker=".", linestyle=":",
-            label="val")
+    ax.plot(
+        layers, [100 * r["val_accuracy"] for r in results], marker=".", linestyle=":", label="val"
+    )
     ax.set_xticks(layers)
     ax.set_xlabel("layer (0 = embeddings)")
     ax.set_ylabel(f"{label} probe accuracy (%)")
@@ -115,21 +130,28 @@ def sweep_figure(results: list[dict[str, Any]], label: str, title: str) -> Figur
 def format_table(results: list[dict[str, Any]]) -> str:
     """A Markdown table: layer, test accuracy (%), macro-F1, val accuracy (%)."""
     lines = ["| layer | test acc (%) | macro-F1 | val acc (%) |", "|---|---:|---:|---:|"]
-    lines += [f"| L{r['layer']} | {100 * r['accuracy']:.2f} | {r['macro_f1']:.3f} | "
-              f"{100 * r['val_accuracy']:.2f} |" for r in results]
+    lines += [
+        f"| L{r['layer']} | {100 * r['accuracy']:.2f} | {r['macro_f1']:.3f} | "
+        f"{100 * r['val_accuracy']:.2f} |"
+        for r in results
+    ]
     return "\n".join(lines)
 
 
 def main(args: list[str]) -> None:
-    """Entry point (`saelight layer-sweep` once wired): probe every cached layer, write JSON + PNG."""
-    parser = argparse.ArgumentParser(prog="saelight layer-sweep", description=__doc__.split("\n")[0])
+    """Entry point of `saelight layer-sweep`: probe every cached layer, write JSON + PNG."""
+    parser = argparse.ArgumentParser(
+        prog="saelight layer-sweep", description=__doc__.split("\n")[0]
+    )
     parser.add_argument("--cache", required=True, help="activation cache directory (all layers)")
     parser.add_argument("--label", default="technique", help="label to probe")
     parser.add_argument("--probe", choices=("logistic", "paper"), default="logistic")
     parser.add_argument("--layers", type=int, nargs="*", default=None, help="default: all cached")
     parser.add_argument("--max-rows", type=int, default=20_000, help="rows per split (subsampled)")
     parser.add_argument("--seed", type=int, default=42)
-    parser.add_argument("--out", default=None, help="output folder (default: <cache>/../layer_sweep)")
+    parser.add_argument(
+        "--out", default=None, help="output folder (default: <cache>/../layer_sweep)"
+    )
     ns = parser.parse_args(args)
     results = layer_sweep(ns.cache, ns.label, ns.probe, ns.layers, ns.max_rows, ns.seed)
     out = Path(ns.out) if ns.out else Path(ns.cache).resolve().parent / "layer_sweep"
@@ -137,8 +159,15 @@ def main(args: list[str]) -> None:
     manifest = CacheReader(ns.cache).manifest
     backbone = manifest.get("backbone", {})
     stem = f"layer_sweep_{ns.label}"
-    payload = {"cache": str(ns.cache), "backbone": backbone, "label": ns.label, "probe": ns.probe,
-               "seed": ns.seed, "max_rows": ns.max_rows, "layers": results}
+    payload = {
+        "cache": str(ns.cache),
+        "backbone": backbone,
+        "label": ns.label,
+        "probe": ns.probe,
+        "seed": ns.seed,
+        "max_rows": ns.max_rows,
+        "layers": results,
+    }
     tmp = out / f".{stem}.json.{os.getpid()}.tmp"
     tmp.write_text(json.dumps(payload, indent=1))
     os.replace(tmp, out / f"{stem}.json")
@@ -146,7 +175,10 @@ def main(args: list[str]) -> None:
     sweep_figure(results, ns.label, title).savefig(out / f"{stem}.png", dpi=120)
     print(format_table(results))
     best = max(results, key=lambda r: r["accuracy"])
-    print(f"best layer: L{best['layer']} ({100 * best['accuracy']:.2f} %); wrote {out / stem}.json/.png")
+    print(
+        f"best layer: L{best['layer']} ({100 * best['accuracy']:.2f} %); "
+        f"wrote {out / stem}.json and .png"
+    )
 
 
 if __name__ == "__main__":

@@ -2,9 +2,10 @@
 
 Reads `results/results.json` of each run (see `saelight.results`) and merges their rows, so a W&B
 sweep (one run per layer × sparsity) gives the same report as one in-process grid: dense rows
-repeated by several runs are kept once, and a duplicated SAE keeps its first run's row (both are
-listed under Notes). Rows are told apart by (model, layer, name), where model is the backbone's hub
-id (plus "(frame)" for frame-level runs), so runs of several backbones share one report.
+repeated by several runs are kept once, a duplicated SAE keeps its first run's row, and a directory
+without results (an unfinished run) is skipped; each case is listed under Notes. Rows are told
+apart by (model, layer, name), where model is the backbone's hub id (plus "(frame)" for
+frame-level runs), so runs of several backbones share one report.
 
 Writes `report.md` (Markdown tables, with the verdict of each of the paper's three claims, see
 `saelight.report_claims`) and one PNG per figure of `saelight.report_figures`.
@@ -16,10 +17,9 @@ import argparse
 import logging
 import math
 import os
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from saelight.report_claims import (
     Claim,
@@ -45,6 +45,15 @@ STANDARD_SCORES = (
 )
 
 
+class Section(NamedTuple):
+    """A report section: heading, claim lines, tables and the text shown when it has none."""
+
+    heading: str
+    claims: list[str]
+    tables: list[Table]
+    empty: str
+
+
 @dataclass
 class Table:
     """A formatted table: Markdown in `report.md`, a `wandb.Table` in W&B."""
@@ -63,33 +72,58 @@ class Table:
         return f"### {self.title}\n\n" + "\n".join(lines)
 
 
-def fmt_pct(v: float) -> str:
-    """Accuracy in [0, 1] as a percentage with 2 decimals, e.g. 0.8025 -> '80.25'."""
-    return f"{100 * v:.2f}"
+class Spec(NamedTuple):
+    """One layers × sparsities table: which row key, how to format it, with which extras."""
+
+    slug: str
+    title: str
+    key: str
+    fmt: str
+    """format() spec of one value, e.g. "{:.4g}"."""
+    dense: bool = True
+    """add the dense column."""
+    std_key: str | None = None
+    """key of a standard deviation shown as "mean ± std"."""
+    scale: float = 1.0
+    """factor applied before formatting (100 for accuracies in %)."""
 
 
-def fmt_g4(v: float) -> str:
-    """4 significant digits (MSE spans orders of magnitude across backbones)."""
-    return f"{v:.4g}"
+# fmt: off
+RECONSTRUCTION = (
+    # 4 significant digits: MSE spans orders of magnitude across backbones (AST ~10x).
+    Spec("mse", "MSE (test)", "mse", "{:.4g}", dense=False),
+    Spec("fvu", "FVU = 1 − explained variance (test)", "fvu", "{:.4f}", dense=False),
+    Spec("dead_fraction", "Dead latent fraction (test)", "dead_fraction", "{:.3f}", dense=False),
+)
+DISENTANGLEMENT = (
+    Spec("r2", "Lasso R², top-10 factors (mean ± std)", "r2_mean", "{:.3f}", std_key="r2_std"),
+    Spec("completeness", "Completeness, paper's K (mean ± std)", "completeness_mean", "{:.3f}",
+         std_key="completeness_std"),
+    Spec("completeness_kfair", "Completeness, K-fair (mean ± std)", "completeness_kfair_mean",
+         "{:.3f}", std_key="completeness_kfair_std"),
+)
 
 
-def fmt_f3(v: float) -> str:
-    return f"{v:.3f}"
-
-
-def fmt_f4(v: float) -> str:
-    return f"{v:.4f}"
+def probe_specs(label: str) -> tuple[Spec, Spec]:
+    """Accuracy tables of one label, as percentages with 2 decimals (0.8025 -> 80.25)."""
+    return (
+        Spec(f"probe_{label}", f"{label}: test accuracy (%)", f"probe_{label}_acc", "{:.2f}",
+             scale=100.0),
+        Spec(f"ksparse_{label}", f"{label}: k-sparse probe accuracy (%)", f"ksparse_{label}_acc",
+             "{:.2f}", scale=100.0),
+    )
+# fmt: on
 
 
 def _cell(
-    row: Row | None, key: str, fmt: Callable[[float], str], std_key: str | None = None
+    row: Row | None, key: str, fmt: str, std_key: str | None = None, scale: float = 1.0
 ) -> str:
     value = None if row is None else row.get(key)
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return "–"
-    text = fmt(float(value))
+    text = fmt.format(scale * float(value))
     if std_key is not None and row is not None and row.get(std_key) is not None:
-        text += f" ± {fmt(float(row[std_key]))}"
+        text += " ± " + fmt.format(scale * float(row[std_key]))
     return text
 
 
@@ -109,7 +143,12 @@ def load_rows(run_dirs: list[str | Path]) -> tuple[list[Row], list[str], list[st
     origin: dict[tuple[str, int, str], str] = {}
     runs, notes = [], []
     for run_dir in run_dirs:
-        results = read_results(run_dir)
+        try:
+            results = read_results(run_dir)
+        except FileNotFoundError:
+            # A glob over a sweep's runs can include an unfinished or crashed one.
+            notes.append(f"`{run_dir}` holds no results/results.json (unfinished run?): skipped")
+            continue
         run = results.get("run") or {}
         model = model_label(run)
         runs.append(
@@ -128,6 +167,11 @@ def load_rows(run_dirs: list[str | Path]) -> tuple[list[Row], list[str], list[st
                     f"and `{run_dir}` with {'different' if _differs(rows[key], row) else 'equal'}"
                     f" numbers: kept `{origin[key]}`"
                 )
+    if not rows:
+        raise FileNotFoundError(
+            f"none of {[str(d) for d in run_dirs]} holds results/results.json: run `saelight fit` "
+            "(or `saelight test`) with the SAEEvaluation callback first"
+        )
     return list(rows.values()), runs, notes
 
 
@@ -160,30 +204,21 @@ def _sae_columns(rows: list[Row]) -> list[tuple[str, str]]:
     return list(headers.items())
 
 
-def grid_table(
-    rows: list[Row],
-    slug: str,
-    title: str,
-    key: str,
-    fmt: Callable[[float], str],
-    dense: bool = True,
-    std_key: str | None = None,
-) -> Table | None:
-    """Layers × SAE columns of `key` (with a dense column); None if no row has `key`."""
-    if not any(r.get(key) is not None for r in rows):
+def grid_table(rows: list[Row], spec: Spec) -> Table | None:
+    """Layers × SAE columns of `spec.key` (plus a dense column); None if no row has the key."""
+    if not any(r.get(spec.key) is not None for r in rows):
         return None
     groups = group_rows(rows)
     multi_model = len({m for m, _ in groups}) > 1
     columns = _sae_columns(rows)
-    header = (["model"] if multi_model else []) + ["layer"] + (["dense"] if dense else [])
+    header = (["model"] if multi_model else []) + ["layer"] + (["dense"] if spec.dense else [])
     cells = []
     for (model, layer), (dense_row, saes) in groups.items():
         by_name = {str(r["name"]): r for r in saes}
+        shown = ([dense_row] if spec.dense else []) + [by_name.get(name) for name, _ in columns]
         line = ([model] if multi_model else []) + [f"L{layer}"]
-        line += [_cell(dense_row, key, fmt, std_key)] if dense else []
-        line += [_cell(by_name.get(name), key, fmt, std_key) for name, _ in columns]
-        cells.append(line)
-    return Table(slug, title, header + [h for _, h in columns], cells)
+        cells.append(line + [_cell(r, spec.key, spec.fmt, spec.std_key, spec.scale) for r in shown])
+    return Table(spec.slug, spec.title, header + [h for _, h in columns], cells)
 
 
 def standard_table(rows: list[Row]) -> Table | None:
@@ -197,96 +232,39 @@ def standard_table(rows: list[Row]) -> Table | None:
     for (model, layer), (dense_row, saes) in groups.items():
         for r in ([dense_row] if dense_row else []) + saes:
             line = ([model] if multi_model else []) + [f"L{layer}", str(r["name"])]
-            cells.append(line + [_cell(r, k, fmt_f3) for k in present])
+            cells.append(line + [_cell(r, k, "{:.3f}") for k in present])
     header = (["model"] if multi_model else []) + ["layer", "representation"] + present
     return Table("standard_scores", "Standard disentanglement scores (test)", header, cells)
 
 
-def build_sections(
-    rows: list[Row], claims: dict[str, Claim]
-) -> list[tuple[str, list[str], list[Table], str]]:
-    """(heading, claim lines, tables, text when empty) per report section."""
-    probe = [
-        t
-        for label in probed_labels(rows)
-        for t in (
-            grid_table(
-                rows, f"probe_{label}", f"{label}: test accuracy (%)", f"probe_{label}_acc", fmt_pct
-            ),
-            grid_table(
-                rows,
-                f"ksparse_{label}",
-                f"{label}: k-sparse probe accuracy (%)",
-                f"ksparse_{label}_acc",
-                fmt_pct,
-            ),
-        )
-        if t
-    ]
-    recon = [
-        t
-        for t in (
-            grid_table(rows, "mse", "MSE (test)", "mse", fmt_g4, dense=False),
-            grid_table(
-                rows, "fvu", "FVU = 1 − explained variance (test)", "fvu", fmt_f4, dense=False
-            ),
-            grid_table(
-                rows,
-                "dead_fraction",
-                "Dead latent fraction (test)",
-                "dead_fraction",
-                fmt_f3,
-                dense=False,
-            ),
-        )
-        if t
-    ]
-    dis = [
-        t
-        for t in (
-            grid_table(
-                rows,
-                "r2",
-                "Lasso R², top-10 factors (mean ± std)",
-                "r2_mean",
-                fmt_f3,
-                std_key="r2_std",
-            ),
-            grid_table(
-                rows,
-                "completeness",
-                "Completeness, paper's K (mean ± std)",
-                "completeness_mean",
-                fmt_f3,
-                std_key="completeness_std",
-            ),
-            grid_table(
-                rows,
-                "completeness_kfair",
-                "Completeness, K-fair (mean ± std)",
-                "completeness_kfair_mean",
-                fmt_f3,
-                std_key="completeness_kfair_std",
-            ),
-            standard_table(rows),
-        )
-        if t
-    ]
+def build_sections(rows: list[Row], claims: dict[str, Claim]) -> list[Section]:
+    """The report's three sections, each with its claims and the tables the rows allow."""
+    probe = [spec for label in probed_labels(rows) for spec in probe_specs(label)]
+
+    def made(specs: tuple[Spec, ...] | list[Spec]) -> list[Table]:
+        return [t for t in (grid_table(rows, spec) for spec in specs) if t is not None]
+
     line = claim_line
     return [
-        (
+        Section(
             "Probe accuracy",
             [line("1", claims["1"])],
-            probe,
+            made(probe),
             "No probe results in these runs (no label could be probed).",
         ),
-        ("Reconstruction", [line("2", claims["2"])], recon, "No reconstruction results."),
-        (
+        Section(
+            "Reconstruction",
+            [line("2", claims["2"])],
+            made(RECONSTRUCTION),
+            "No reconstruction results.",
+        ),
+        Section(
             "Disentanglement",
             [line("3", claims["3"]), line("3-kfair", claims["3-kfair"])],
-            dis,
-            "No disentanglement results in these runs (SAEEvaluation(disentanglement=false), or a "
-            "cache without factors): no R² or completeness table, and claim 3 cannot be checked.",
+            made(DISENTANGLEMENT) + [t for t in [standard_table(rows)] if t],
+            "No disentanglement results in these runs (SAEEvaluation(disentanglement=false), "
+            "or a cache without factors): no R² or completeness table, and claim 3 cannot be "
+            "checked.",
         ),
     ]
 
@@ -301,7 +279,7 @@ def figure_section(name: str) -> str:
 def render(
     rows: list[Row],
     claims: dict[str, Claim],
-    sections: list,
+    sections: list[Section],
     figures: list[str],
     runs: list[str],
     notes: list[str],
@@ -312,8 +290,8 @@ def render(
     out = [
         "# saelight report",
         "",
-        f"{len(runs)} run(s), backbone(s): {', '.join(models) or 'unknown'}; "
-        f"claim 1 uses the `{claim_label}` probe. Paper: Mariotte et al. 2025, arXiv:2509.24793.",
+        f"Backbone(s): {', '.join(models) or 'unknown'}; claim 1 uses the `{claim_label}` probe. "
+        "Paper: Mariotte et al. 2025, arXiv:2509.24793.",
         "",
         "## Claims",
         "",
@@ -323,7 +301,7 @@ def render(
         out += ["", f"## {heading}", "", *claim_lines, ""]
         out += [t.markdown() + "\n" for t in tables] or [empty, ""]
         out += [f"![{f}]({f}.png)" for f in figures if figure_section(f) == heading]
-    out += ["", "## Runs", "", *[f"- {r}" for r in runs]]
+    out += ["", "## Runs", "", f"{len(runs)} run(s):", "", *[f"- {r}" for r in runs]]
     if notes:
         out += ["", "## Notes", "", *[f"- {n}" for n in notes]]
     return "\n".join(out) + "\n"
@@ -356,6 +334,7 @@ def write_report(
     out: str | Path | None = None,
     wandb_run: Any = None,
     label: str = "technique",
+    figures: bool = True,
     **thresholds: Any,
 ) -> Path:
     """Merge the runs' results and write `report.md` + PNGs into `out`; returns the report path.
@@ -365,6 +344,7 @@ def write_report(
         out: output folder (default: `<first run dir>/report`).
         wandb_run: a W&B run to also log the figures and tables to.
         label: label of claim 1.
+        figures: draw the PNG figures (and log them to W&B).
         **thresholds: claim thresholds (see `saelight.report_claims.check_claims`).
     """
     if not run_dirs:
@@ -373,17 +353,17 @@ def write_report(
     rows, runs, notes = load_rows(run_dirs)
     claims = check_claims(rows, label, **thresholds)
     sections = build_sections(rows, claims)
-    figures = make_figures(rows)
+    drawn = make_figures(rows) if figures else {}
     out.mkdir(parents=True, exist_ok=True)
-    for name, fig in figures.items():
+    for name, fig in drawn.items():
         fig.savefig(out / f"{name}.png", dpi=120)
-    text = render(rows, claims, sections, list(figures), runs, notes, label)
+    text = render(rows, claims, sections, list(drawn), runs, notes, label)
     path = out / REPORT_FILE
     tmp = path.with_name(f".{REPORT_FILE}.{os.getpid()}.tmp")
     tmp.write_text(text)
     os.replace(tmp, path)
     if wandb_run is not None:
-        log_to_wandb(wandb_run, figures, [t for s in sections for t in s[2]], rows)
+        log_to_wandb(wandb_run, drawn, [t for s in sections for t in s.tables], rows)
     return path
 
 
@@ -412,6 +392,7 @@ def main(args: list[str]) -> None:
         default=None,
         help="claim 2: required FVU ratio highest/lowest sparsity (default 1.5)",
     )
+    parser.add_argument("--no-figures", action="store_true", help="tables only, no PNG figures")
     ns = parser.parse_args(args)
     run = None
     if ns.wandb:
@@ -432,6 +413,7 @@ def main(args: list[str]) -> None:
             ns.out,
             wandb_run=run,
             label=ns.label,
+            figures=not ns.no_figures,
             tolerance=ns.tolerance,
             ratio=ns.ratio,
         )

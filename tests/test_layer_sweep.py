@@ -13,9 +13,15 @@ from saelight.layer_sweep import layer_sweep, main
 @pytest.fixture(scope="module")
 def cache_dir(tmp_path_factory: pytest.TempPathFactory) -> str:
     tmp = tmp_path_factory.mktemp("sweep")
-    source = SyntheticSinging(clips_per_combo=1, duration_s=0.5,
-                              techniques=("belt", "breathy", "vibrato"), vowels=("a", "i"),
-                              n_singers=4, n_val_singers=1, n_test_singers=1)
+    source = SyntheticSinging(
+        clips_per_combo=1,
+        duration_s=0.5,
+        techniques=("belt", "breathy", "vibrato"),
+        vowels=("a", "i"),
+        n_singers=4,
+        n_val_singers=1,
+        n_test_singers=1,
+    )
     backbone = UntrainedBackbone(num_layers=2, hidden_size=32, save_dir=str(tmp / "models"))
     ActivationCache(str(tmp / "cache"), source=source, backbone=backbone).build(progress=False)
     return str(tmp / "cache")

@@ -20,35 +20,64 @@ SPARSITIES = (0.99, 0.75, 0.9)  # unsorted on purpose: tables and lines sort num
 RUN = {"backbone": {"model": "facebook/hubert-base-ls960"}, "pooling": "clip", "epochs": 100}
 
 
-def fake_rows(acc_drop: float = 0.01, fvu_ratio: float = 2.5, completeness_gain: float = 0.1,
-              kfair_gain: float = 0.05, disentanglement: bool = True) -> list[dict[str, Any]]:
+def fake_rows(
+    acc_drop: float = 0.01,
+    fvu_ratio: float = 2.5,
+    completeness_gain: float = 0.1,
+    kfair_gain: float = 0.05,
+    disentanglement: bool = True,
+) -> list[dict[str, Any]]:
     """2 layers x 3 sparsities + dense rows; every number distinct so a swapped cell shows."""
     rows = []
     for i, layer in enumerate(LAYERS):
-        dense = {"layer": layer, "name": "dense", "kind": "dense", "architecture": "dense",
-                 "d_sae": 768, "probe_technique_acc": 0.7325 - 0.1 * i, "probe_vowel_acc": 0.41 + i / 100}
+        dense = {
+            "layer": layer,
+            "name": "dense",
+            "kind": "dense",
+            "architecture": "dense",
+            "d_sae": 768,
+            "probe_technique_acc": 0.7325 - 0.1 * i,
+            "probe_vowel_acc": 0.41 + i / 100,
+        }
         if disentanglement:
-            dense.update(r2_mean=0.851 + i / 100, r2_std=0.041, completeness_mean=0.581 + i / 100,
-                         completeness_std=0.021, completeness_kfair_mean=0.611 + i / 100,
-                         completeness_kfair_std=0.022, dci_completeness=0.3 + i / 100,
-                         top_factors=["F0semitoneFrom27.5Hz_sma3nz_amean", "mfcc1_sma3_amean"])
+            dense.update(
+                r2_mean=0.851 + i / 100,
+                r2_std=0.041,
+                completeness_mean=0.581 + i / 100,
+                completeness_std=0.021,
+                completeness_kfair_mean=0.611 + i / 100,
+                completeness_kfair_std=0.022,
+                dci_completeness=0.3 + i / 100,
+                top_factors=["F0semitoneFrom27.5Hz_sma3nz_amean", "mfcc1_sma3_amean"],
+            )
         rows.append(dense)
         for j, s in enumerate(sorted(SPARSITIES)):
             top = s == max(SPARSITIES)
-            row = {"layer": layer, "name": f"topk_s{round(100 * s)}", "kind": "sae",
-                   "architecture": "topk", "d_sae": 2048, "k": int((1 - s) * 2048), "sparsity": s,
-                   "mse": 0.0123 * (layer + j / 10) * (fvu_ratio if top else 1.0),
-                   "fvu": (0.1 + j / 1000 + i / 100) * (fvu_ratio if top else 1.0),
-                   "dead_fraction": 0.001 * j,
-                   "probe_technique_acc": dense["probe_technique_acc"] - acc_drop - j / 1000,
-                   "probe_vowel_acc": 0.4 + j / 100}
+            row = {
+                "layer": layer,
+                "name": f"topk_s{round(100 * s)}",
+                "kind": "sae",
+                "architecture": "topk",
+                "d_sae": 2048,
+                "k": int((1 - s) * 2048),
+                "sparsity": s,
+                "mse": 0.0123 * (layer + j / 10) * (fvu_ratio if top else 1.0),
+                "fvu": (0.1 + j / 1000 + i / 100) * (fvu_ratio if top else 1.0),
+                "dead_fraction": 0.001 * j,
+                "probe_technique_acc": dense["probe_technique_acc"] - acc_drop - j / 1000,
+                "probe_vowel_acc": 0.4 + j / 100,
+            }
             if disentanglement:
-                row.update(r2_mean=0.84 - j / 100, r2_std=0.05,
-                           completeness_mean=dense["completeness_mean"] + completeness_gain + j / 100,
-                           completeness_std=0.03,
-                           completeness_kfair_mean=dense["completeness_kfair_mean"] + kfair_gain,
-                           completeness_kfair_std=0.031, dci_completeness=0.4 + j / 100,
-                           top_factors=["F1frequency_sma3nz_amean", "jitterLocal_sma3nz_amean"])
+                row.update(
+                    r2_mean=0.84 - j / 100,
+                    r2_std=0.05,
+                    completeness_mean=dense["completeness_mean"] + completeness_gain + j / 100,
+                    completeness_std=0.03,
+                    completeness_kfair_mean=dense["completeness_kfair_mean"] + kfair_gain,
+                    completeness_kfair_std=0.031,
+                    dci_completeness=0.4 + j / 100,
+                    top_factors=["F1frequency_sma3nz_amean", "jitterLocal_sma3nz_amean"],
+                )
             rows.append(row)
     return rows
 
@@ -69,9 +98,12 @@ def claims(text: str) -> dict[str, str]:
     return {m.group(1): m.group(2) for m in re.finditer(r"\*\*(Claim [^*]+)\*\*: (\S+)", section)}
 
 
-def run_report(tmp_path: Path, rows: list[dict[str, Any]]) -> str:
+def run_report(tmp_path: Path, rows: list[dict[str, Any]], figures: bool = False) -> str:
     write_results(tmp_path / "run", rows, RUN)
-    main([str(tmp_path / "run"), "--out", str(tmp_path / "out")])
+    main(
+        [str(tmp_path / "run"), "--out", str(tmp_path / "out")]
+        + ([] if figures else ["--no-figures"])
+    )
     return (tmp_path / "out" / "report.md").read_text()
 
 
@@ -86,23 +118,33 @@ def test_tables_hold_the_rows_numbers(tmp_path: Path) -> None:
     for line, layer in zip(acc[1:], LAYERS, strict=True):
         expected = [f"{100 * find[layer, n]['probe_technique_acc']:.2f}" for n in names]
         assert line == [f"L{layer}", *expected]
-    for title, key, fmt in (("MSE (test)", "mse", "{:.4g}"),
-                            ("FVU = 1 − explained variance (test)", "fvu", "{:.4f}")):
+    for title, key, fmt in (
+        ("MSE (test)", "mse", "{:.4g}"),
+        ("FVU = 1 − explained variance (test)", "fvu", "{:.4f}"),
+    ):
         assert t[title][0] == ["layer", "75 %", "90 %", "99 %"]
         for line, layer in zip(t[title][1:], LAYERS, strict=True):
             assert line[1:] == [fmt.format(find[layer, n][key]) for n in names[1:]]
     for line, layer in zip(t["Completeness, K-fair (mean ± std)"][1:], LAYERS, strict=True):
-        assert line[1:] == [f"{find[layer, n]['completeness_kfair_mean']:.3f} ± "
-                            f"{find[layer, n]['completeness_kfair_std']:.3f}" for n in names]
+        assert line[1:] == [
+            f"{find[layer, n]['completeness_kfair_mean']:.3f} ± "
+            f"{find[layer, n]['completeness_kfair_std']:.3f}"
+            for n in names
+        ]
     standard = t["Standard disentanglement scores (test)"]
     assert standard[0] == ["layer", "representation", "dci_completeness"]
     assert standard[1] == ["L3", "dense", "0.300"] and len(standard) == 1 + 8
 
 
 def test_figures_are_written(tmp_path: Path) -> None:
-    text = run_report(tmp_path, fake_rows())
-    for name in ("accuracy_technique", "accuracy_vowel", "reconstruction", "completeness",
-                 "top_factors"):
+    text = run_report(tmp_path, fake_rows(), figures=True)
+    for name in (
+        "accuracy_technique",
+        "accuracy_vowel",
+        "reconstruction",
+        "completeness",
+        "top_factors",
+    ):
         png = tmp_path / "out" / f"{name}.png"
         assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 5000
         assert f"]({name}.png)" in text
@@ -125,8 +167,12 @@ def test_claim_checks_directly() -> None:
     holds, text = probe_accuracy_claim(rows, tolerance=0.03)
     assert holds is False and "L3 topk_s75 (-4.00)" in text
     # Only the 99 % SAEs drop 10 points: outside the claim's <= 95 % range.
-    drop99 = [{**r, "probe_technique_acc": r["probe_technique_acc"] - 0.1}
-              if r.get("sparsity") == 0.99 else r for r in rows]
+    drop99 = [
+        {**r, "probe_technique_acc": r["probe_technique_acc"] - 0.1}
+        if r.get("sparsity") == 0.99
+        else r
+        for r in rows
+    ]
     assert probe_accuracy_claim(drop99).holds is True
     assert probe_accuracy_claim(drop99, max_sparsity=0.99).holds is False
     assert reconstruction_claim(fake_rows(fvu_ratio=1.6)).holds is True
@@ -138,7 +184,7 @@ def test_claim_checks_directly() -> None:
 
 
 def test_without_disentanglement(tmp_path: Path) -> None:
-    text = run_report(tmp_path, fake_rows(disentanglement=False))
+    text = run_report(tmp_path, fake_rows(disentanglement=False), figures=True)
     assert "No disentanglement results" in text
     assert not any("Completeness" in title for title in tables(text))
     assert list(claims(text).values()) == ["✅", "✅", "➖", "➖"]
@@ -153,13 +199,14 @@ def test_sweep_runs_merge_into_the_grid_report(tmp_path: Path) -> None:
         dense = next(r for r in rows if r["kind"] == "dense" and r["layer"] == sae["layer"])
         sweep.append(tmp_path / "sweep" / f"run{i}")
         write_results(sweep[-1], [dense, sae], RUN)
-    grid = write_report([tmp_path / "grid"], tmp_path / "a").read_text()
-    merged = write_report(sweep[::-1], tmp_path / "b").read_text()
+    grid = write_report([tmp_path / "grid"], tmp_path / "a", figures=False).read_text()
+    merged = write_report(sweep[::-1], tmp_path / "b", figures=False).read_text()
     assert merged.split("## Runs")[0] == grid.split("## Runs")[0]
     assert "## Notes" not in merged
     # A re-run SAE is reported once, and the duplicate is named under Notes.
-    twice = write_report([*sweep, sweep[0]], tmp_path / "c").read_text()
+    twice = write_report([*sweep, sweep[0]], tmp_path / "c", figures=False).read_text()
     assert twice.split("## Runs")[0] == grid.split("## Runs")[0]
+    assert "6 run(s)" in merged and "7 run(s)" in twice
     assert "## Notes" in twice and "kept" in twice
 
 

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import logging
+import os
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
+import torch
 from tqdm.auto import tqdm
 
 from saelight.audio.base import AudioSource, BadAudioError, Clip
@@ -20,15 +22,25 @@ from saelight.cache.format import (
     FORMAT_VERSION,
     STORAGE_DTYPES,
     check_compatible,
+    part_name,
     read_manifest,
     write_manifest,
 )
+from saelight.cache.parts import covered, merge, process_group, read_parts, todo
 from saelight.cache.reader import CacheReader
 from saelight.cache.writer import ShardWriter
 
 log = logging.getLogger(__name__)
 
 Segment = tuple[int, int, int]  # (crop index, start sample, end sample)
+
+
+def _tell_failed(all_ok: Callable[[bool], bool]) -> None:
+    """Release the other ranks from the barrier before this rank's error propagates."""
+    try:
+        all_ok(False)
+    except Exception:  # noqa: BLE001 (a dead peer must not mask the original error)
+        log.debug("could not tell the other ranks about the failure", exc_info=True)
 
 
 class ActivationCache:
@@ -78,6 +90,8 @@ class ActivationCache:
             )
         if crops_per_file < 1 or clips_per_shard < 1 or batch_size < 1:
             raise ValueError("cache.crops_per_file, clips_per_shard and batch_size must be >= 1")
+        if on_bad_input not in ("skip", "error"):
+            raise ValueError(f"cache.on_bad_input must be 'skip' or 'error', got {on_bad_input!r}")
         if crop_seconds is not None and crop_seconds <= 0:
             raise ValueError(f"cache.crop_seconds must be > 0 or null, got {crop_seconds}")
         self.directory = Path(directory)
@@ -130,50 +144,59 @@ class ActivationCache:
         return CacheReader(self.directory, verify=verify)
 
     def build(self, progress: bool = True) -> CacheReader:
-        """Extract every clip not yet cached; return a reader of the complete cache."""
-        manifest = self._start_manifest()
-        if manifest["complete"]:
-            return self.open()
+        """Extract every clip not yet cached; return a reader of the complete cache.
+
+        Under Lightning DDP, torchrun or `srun` (WORLD_SIZE/RANK set) the processes split the
+        clips (see `saelight.cache.parts`): each writes its own shards and part manifest, and rank 0
+        merges them into `manifest.json` once all are done. Every process returns the reader.
+        """
+        recipe = self.recipe()
+        header = read_manifest(self.directory)
+        if header is not None:
+            check_compatible(header, recipe, self.directory)
+            if header["complete"]:
+                return self.open()
         clips = self.source.clips()
         if not clips:
             raise ValueError(f"source {type(self.source).__name__} has no clips")
-        writer = ShardWriter(self.directory, manifest)
-        start = writer.next_clip
-        if start:
-            log.info("resuming cache %s at clip %d of %d", self.directory, start, len(clips))
-        bar = tqdm(
-            total=len(clips),
-            initial=start,
-            unit="clip",
-            disable=not progress,
-            desc=f"cache {self.directory.name}",
-        )
         t0 = time.perf_counter()
-        for shard_start in range(start, len(clips), self.clips_per_shard):
-            shard_end = min(shard_start + self.clips_per_shard, len(clips))
-            self._extract_range(clips, shard_start, shard_end, writer, bar)
-            writer.commit(shard_end)
-        bar.close()
-        manifest["complete"] = True
-        write_manifest(self.directory, manifest)
-        n_skipped = len(manifest["skipped"])
-        log.info(
-            "cache %s complete: %d rows, %d clips skipped, %.1f s",
-            self.directory,
-            manifest["n_rows"],
-            n_skipped,
-            time.perf_counter() - t0,
-        )
+        with process_group() as (rank, world, all_ok):
+            if rank == 0 and header is None:
+                header = self._new_header(recipe)
+            try:
+                self._extract_part(clips, rank, world, header, progress)
+            except BaseException:
+                _tell_failed(all_ok)
+                raise
+            if not all_ok(True):
+                raise RuntimeError(
+                    f"cache {self.directory}: another extracting process failed (see its log); "
+                    "rerun `saelight cache` to resume"
+                )
+            if rank == 0:
+                try:
+                    assert header is not None
+                    manifest = merge(
+                        self.directory, header, read_parts(self.directory, recipe), len(clips)
+                    )
+                except BaseException:
+                    _tell_failed(all_ok)
+                    raise
+            if not all_ok(True):
+                raise RuntimeError(f"cache {self.directory}: rank 0 failed to merge the parts")
+        if rank == 0:
+            log.info(
+                "cache %s complete: %d rows, %d clips skipped, %.1f s",
+                self.directory,
+                manifest["n_rows"],
+                len(manifest["skipped"]),
+                time.perf_counter() - t0,
+            )
         return self.open()
 
-    def _start_manifest(self) -> dict[str, Any]:
-        manifest = read_manifest(self.directory)
-        recipe = self.recipe()
-        if manifest is not None:
-            check_compatible(manifest, recipe, self.directory)
-            return manifest
+    def _new_header(self, recipe: dict[str, Any]) -> dict[str, Any]:
         self.directory.mkdir(parents=True, exist_ok=True)
-        manifest = {
+        header = {
             **recipe,
             "complete": False,
             "n_rows": 0,
@@ -181,8 +204,51 @@ class ActivationCache:
             "skipped": [],
             "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
         }
-        write_manifest(self.directory, manifest)
-        return manifest
+        write_manifest(self.directory, header)
+        return header
+
+    def _extract_part(
+        self,
+        clips: list[Clip],
+        rank: int,
+        world: int,
+        header: dict[str, Any] | None,
+        progress: bool,
+    ) -> None:
+        """Extract this rank's clips that no shard covers yet, committing to its part manifest."""
+        recipe = self.recipe()
+        self.directory.mkdir(parents=True, exist_ok=True)
+        parts = read_parts(self.directory, recipe)
+        name = part_name(rank)
+        part = dict(parts).get(name) or {**recipe, "n_rows": 0, "shards": [], "skipped": []}
+        done = covered([header["shards"] if header else []] + [p["shards"] for _, p in parts])
+        runs = todo(len(clips), self.clips_per_shard, rank, world, done)
+        if world > 1:
+            self._use_local_gpu(rank)
+        n_todo = sum(b - a for a, b in runs)
+        if n_todo < len(clips) // world:
+            log.info("cache %s: rank %d resumes with %d clips to extract", self.directory, rank, n_todo)
+        bar = tqdm(
+            total=n_todo,
+            unit="clip",
+            disable=not progress or rank != 0,
+            desc=f"cache {self.directory.name}" + (f" rank {rank}/{world}" if world > 1 else ""),
+        )
+        writer = ShardWriter(self.directory, part, name)
+        for start, end in runs:
+            writer.begin(start)
+            self._extract_range(clips, start, end, writer, bar)
+            writer.commit(end)
+        bar.close()
+
+    def _use_local_gpu(self, rank: int) -> None:
+        """With a plain "cuda" device, move the backbone to this process's GPU (LOCAL_RANK)."""
+        device = getattr(self.backbone, "device", None)
+        if device is None or device.type != "cuda" or device.index is not None:
+            return
+        local = int(os.environ.get("LOCAL_RANK", rank)) % max(torch.cuda.device_count(), 1)
+        self.backbone.device = torch.device("cuda", local)
+        self.backbone.net.to(self.backbone.device)
 
     def _extract_range(
         self, clips: list[Clip], start: int, end: int, writer: ShardWriter, bar: tqdm
@@ -246,7 +312,7 @@ class ActivationCache:
                 "to skip such clips)"
             )
         log.warning("skipping %s: %s", clip.path or clip.clip_id, reason)
-        writer.skip(clip.clip_id, clip.path, reason)
+        writer.skip(index, clip.clip_id, clip.path, reason)
 
     def _run_batch(
         self, batch: list[tuple[int, Clip, Segment, np.ndarray]], writer: ShardWriter

@@ -2,13 +2,18 @@
 
 Layout of a cache directory (format version 1)::
 
-    manifest.json                   what was extracted, how, and which shards are complete
+    manifest.json                   what was extracted, how, and every shard; `complete` once merged
+    manifest.rank<R>.json           during extraction only: the shards process R has committed
     layer_<LL>/shard_<SSSSS>.npy    (rows, dim) activations of hidden_states[LL], one file per shard
     meta/shard_<SSSSS>.parquet      one row per activation row: row, clip_id, path, split, crop, frame,
                                     label_<name> and factor_<name> columns
 
-Shards cover contiguous runs of clips in the source's order. The manifest is rewritten (temp file +
-rename) after every shard, so an interrupted extraction resumes at the first clip no shard covers.
+A shard covers a contiguous run of clips in the source's order and is named by its first clip
+(`shard_00512` starts at clip 512; caches written before multi-process extraction number them
+0, 1, ...; the reader takes the names from the manifest). Each extracting process owns one part
+manifest, rewritten (temp file + rename) after every shard it commits, so an interrupted extraction
+resumes at the clips no part covers. Once every process is done, rank 0 checks that the shards tile
+the clips exactly once, numbers the rows and writes manifest.json with `complete: true`.
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ import numpy as np
 
 FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
+PART_GLOB = "manifest.rank*.json"
 STORAGE_DTYPES = ("float32", "float16", "bfloat16")
 # Manifest fields that must equal the requested configuration before a cache is reused or resumed.
 IDENTITY_FIELDS = ("format_version", "backbone", "source", "extraction", "layers", "dim")
@@ -79,13 +85,18 @@ def npy_bytes(array: np.ndarray) -> bytes:
     return buffer.getvalue()
 
 
-def write_manifest(directory: str | Path, manifest: dict[str, Any]) -> None:
-    atomic_write_bytes(Path(directory) / MANIFEST, json.dumps(manifest, indent=1).encode())
+def part_name(rank: int) -> str:
+    """The part manifest of extracting process `rank`."""
+    return f"manifest.rank{rank}.json"
 
 
-def read_manifest(directory: str | Path) -> dict[str, Any] | None:
-    """The manifest, or None when the directory holds no cache yet."""
-    path = Path(directory) / MANIFEST
+def write_manifest(directory: str | Path, manifest: dict[str, Any], name: str = MANIFEST) -> None:
+    atomic_write_bytes(Path(directory) / name, json.dumps(manifest, indent=1).encode())
+
+
+def read_manifest(directory: str | Path, name: str = MANIFEST) -> dict[str, Any] | None:
+    """The manifest (or a part manifest), or None when the directory holds none yet."""
+    path = Path(directory) / name
     if not path.exists():
         return None
     try:
@@ -95,6 +106,8 @@ def read_manifest(directory: str | Path) -> dict[str, Any] | None:
             f"{path} is not valid JSON ({err}); the manifest is truncated or corrupt. Move the cache "
             "directory aside and run `saelight cache` again."
         ) from err
+    if not isinstance(manifest, dict):
+        raise CacheCorruptError(f"{path} does not hold a JSON object; the manifest is corrupt")
     version = manifest.get("format_version")
     if version != FORMAT_VERSION:
         raise CacheMismatchError(

@@ -1,4 +1,4 @@
-"""Appends shards to a cache directory atomically and records each in the manifest."""
+"""Commits shards to a cache directory atomically and records each in its process's part manifest."""
 
 from __future__ import annotations
 
@@ -21,31 +21,30 @@ from saelight.cache.format import (
 
 
 class ShardWriter:
-    """Collects rows for the clips of one shard, then commits them: files first, manifest last.
+    """Collects the rows of a run of clips, then commits them as one shard: files first, part last.
 
-    A shard is visible only once the manifest lists it, so a crash between two commits leaves at most
-    some orphan files that the next commit overwrites.
+    A shard is visible only once the part manifest lists it, so a crash between two commits leaves
+    at most some orphan files that the next attempt at the same clips overwrites. Rows are numbered
+    within the part (`row_start` counts this part's rows); the merge renumbers them globally.
 
     Args:
         directory: the cache directory.
-        manifest: the manifest dict (mutated and rewritten on every commit).
+        part: the part manifest dict (mutated and rewritten on every commit).
+        name: the part manifest's file name, e.g. "manifest.rank0.json".
     """
 
-    def __init__(self, directory: str | Path, manifest: dict[str, Any]) -> None:
-        self.directory = Path(directory)
-        self.manifest = manifest
-        self._rows: dict[int, list[np.ndarray]] = {layer: [] for layer in manifest["layers"]}
+    def __init__(self, directory: str | Path, part: dict[str, Any], name: str) -> None:
+        self.directory, self.part, self.name = Path(directory), part, name
+        self.clip_start = 0
+        self._rows: dict[int, list[np.ndarray]] = {layer: [] for layer in part["layers"]}
         self._meta: list[dict[str, Any]] = []
-        self._skipped: list[dict[str, str]] = []
+        self._skipped: list[dict[str, Any]] = []
 
-    @property
-    def next_clip(self) -> int:
-        shards = self.manifest["shards"]
-        return shards[-1]["clip_end"] if shards else 0
-
-    @property
-    def pending_rows(self) -> int:
-        return len(self._meta)
+    def begin(self, clip_start: int) -> None:
+        """Start a shard at clip `clip_start` (nothing may be queued)."""
+        if self._meta or self._skipped:
+            raise RuntimeError("ShardWriter.begin() with uncommitted rows")
+        self.clip_start = clip_start
 
     def add(self, activations: dict[int, np.ndarray], meta: list[dict[str, Any]]) -> None:
         """Queue rows: {layer: (n, dim) float32} plus one metadata dict per row."""
@@ -53,18 +52,47 @@ class ShardWriter:
             self._rows[layer].append(rows)
         self._meta.extend(meta)
 
-    def skip(self, clip_id: str, path: str | None, reason: str) -> None:
-        self._skipped.append({"clip_id": clip_id, "path": path or "", "reason": reason})
+    def skip(self, clip_index: int, clip_id: str, path: str | None, reason: str) -> None:
+        self._skipped.append(
+            {"clip_index": clip_index, "clip_id": clip_id, "path": path or "", "reason": reason}
+        )
 
     def commit(self, clip_end: int) -> None:
-        """Write the queued rows as one shard covering clips [next_clip, clip_end)."""
-        shards = self.manifest["shards"]
-        index = len(shards)
-        first_row = self.manifest["n_rows"]
-        n = len(self._meta)
+        """Write the queued rows as the shard covering clips [clip_start, clip_end)."""
+        if clip_end <= self.clip_start:
+            return
+        try:
+            files = self._write_files()
+        except OSError as err:
+            raise OSError(
+                err.errno,
+                f"cannot write shard of clips [{self.clip_start}, {clip_end}) to cache "
+                f"{self.directory}: {err.strerror or err}. Shards committed before are kept: free "
+                "space or fix permissions, then rerun `saelight cache` to resume",
+            ) from err
+        part, n = self.part, len(self._meta)
+        part["shards"].append(
+            {
+                "index": self.clip_start,
+                "clip_start": self.clip_start,
+                "clip_end": clip_end,
+                "rows": n,
+                "row_start": part["n_rows"],
+                "files": files,
+            }
+        )
+        part["n_rows"] += n
+        part["skipped"].extend(self._skipped)
+        write_manifest(self.directory, part, self.name)
+        self._rows = {layer: [] for layer in self._rows}
+        self._meta, self._skipped = [], []
+        self.clip_start = clip_end
+
+    def _write_files(self) -> dict[str, str]:
+        """{relative path: sha256} of the shard's activation files and metadata table."""
         files: dict[str, str] = {}
-        dtype = self.manifest["extraction"]["storage_dtype"]
-        dim = self.manifest["dim"]
+        index, first_row, n = self.clip_start, self.part["n_rows"], len(self._meta)
+        dtype, dim = self.part["extraction"]["storage_dtype"], self.part["dim"]
         for layer, parts in self._rows.items():
             rows = np.concatenate(parts) if parts else np.zeros((0, dim), np.float32)
             data = npy_bytes(to_storage(rows, dtype))
@@ -74,24 +102,14 @@ class ShardWriter:
         meta = pd.DataFrame(self._meta)
         if n:
             meta.insert(0, "row", np.arange(first_row, first_row + n, dtype=np.int64))
-        buffer = io.BytesIO()
-        meta.to_parquet(buffer, index=False)
-        data = buffer.getvalue()
         rel = f"meta/{shard_name(index, '.parquet')}"
+        data = parquet_bytes(meta)
         atomic_write_bytes(self.directory / rel, data)
         files[rel] = sha256_bytes(data)
-        shards.append(
-            {
-                "index": index,
-                "clip_start": self.next_clip,
-                "clip_end": clip_end,
-                "rows": n,
-                "row_start": first_row,
-                "files": files,
-            }
-        )
-        self.manifest["n_rows"] = first_row + n
-        self.manifest["skipped"].extend(self._skipped)
-        write_manifest(self.directory, self.manifest)
-        self._rows = {layer: [] for layer in self._rows}
-        self._meta, self._skipped = [], []
+        return files
+
+
+def parquet_bytes(frame: pd.DataFrame) -> bytes:
+    buffer = io.BytesIO()
+    frame.to_parquet(buffer, index=False)
+    return buffer.getvalue()

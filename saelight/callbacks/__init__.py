@@ -2,5 +2,6 @@
 
 from saelight.callbacks.best_export import BestSAEExport
 from saelight.callbacks.evaluation import SAEEvaluation
+from saelight.callbacks.explorer import LatentExplorer
 
-__all__ = ["BestSAEExport", "SAEEvaluation"]
+__all__ = ["BestSAEExport", "LatentExplorer", "SAEEvaluation"]

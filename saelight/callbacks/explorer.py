@@ -1,4 +1,4 @@
-"""At the end of `fit`, build the latent explorer of every SAE of the grid (as `saelight inspect`)."""
+"""At the end of `fit`, build the latent explorer of every grid SAE, as `saelight inspect`."""
 
 from __future__ import annotations
 

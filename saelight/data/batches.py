@@ -1,21 +1,31 @@
-"""Iterable batches of cached rows: shuffled by shard groups + an in-memory buffer, split across ranks.
+"""Iterable batches of cached rows, shuffled by shard and buffer, split across ranks by global batch.
 
 Why not a map-style Dataset + sampler: per-row random reads from memmaps are slow, and Lightning's
-DistributedSampler would give every rank a view of every shard. Here each epoch permutes the order of
-shards, each rank takes one contiguous, equal-length range of that row order (so no rank reads the whole
-cache), loads it in groups of shards into RAM, shuffles within the group and slices batches.
+DistributedSampler knows nothing of shards. Here each epoch has one global row order, the same on
+every rank: shards in a seeded random order, rows shuffled within buffers of `buffer_rows`. It is cut
+into global batches of `batch_size × world` rows, and rank r takes the r-th slice of each. So a DDP
+run sees exactly the batches of a one-process run with `world` times the batch size (its gradient
+is their mean), every rank reads only its own rows, and no row is duplicated or dropped (except the
+final short global batch when `drop_last`).
+
+`ResumableLoader` makes the stream checkpointable: Lightning stores its `state_dict` (epoch and
+global batches served) in every checkpoint, and a resumed fit continues mid-epoch at the next batch.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Iterator
+from typing import Any
 
 import numpy as np
 import torch
 import torch.distributed as dist
-from torch.utils.data import IterableDataset, get_worker_info
+from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
 from saelight.cache.reader import CacheReader
+
+log = logging.getLogger(__name__)
 
 
 def rank_and_world() -> tuple[int, int]:
@@ -30,13 +40,12 @@ class CachedBatches(IterableDataset):
     Args:
         reader: the cache.
         rows: the split's row indices (sorted).
-        batch_size: rows per batch.
+        batch_size: rows per batch on each rank.
         shuffle: shuffle shard order and rows within each buffer (train); else cache order.
-        seed: base seed; the epoch comes from `epoch_fn` so each epoch differs yet is reproducible.
-        buffer_rows: rows loaded into RAM at once (whole shards, at least one).
-        drop_last: drop the final short batch (train) so every step sees `batch_size` rows.
-        even_ranks: give every rank the same number of rows (required for training under DDP;
-            validation keeps every row exactly once instead).
+        seed: base seed; with the epoch it seeds the epoch's order (reproducible, new each epoch).
+        buffer_rows: rows shuffled together (global; each rank holds its share in RAM at once).
+        drop_last: drop the final short global batch (train), so every rank yields the same
+            number of full batches; else its rows are split over the ranks (each row exactly once).
         epoch_fn: returns the current epoch.
     """
 
@@ -49,58 +58,114 @@ class CachedBatches(IterableDataset):
         seed: int,
         buffer_rows: int,
         drop_last: bool,
-        even_ranks: bool,
         epoch_fn: Callable[[], int] = lambda: 0,
     ) -> None:
         super().__init__()
+        if batch_size < 1 or buffer_rows < 1:
+            raise ValueError(
+                f"batch_size and buffer_rows must be >= 1, got {batch_size} and {buffer_rows}"
+            )
         self.reader, self.rows, self.batch_size = reader, np.asarray(rows, np.int64), batch_size
         self.shuffle, self.seed, self.buffer_rows = shuffle, seed, buffer_rows
-        self.drop_last, self.even_ranks, self.epoch_fn = drop_last, even_ranks, epoch_fn
+        self.drop_last, self.epoch_fn = drop_last, epoch_fn
+        self.start_batch = 0  # set by ResumableLoader before iterating
 
-    def _rank_rows(self, rng: np.random.Generator) -> np.ndarray:
-        """This rank's rows for the epoch, shard-ordered (shuffled shard order when shuffling)."""
+    def epoch_order(self, epoch: int) -> np.ndarray:
+        """Every rank's rows of the epoch in global order (identical on all ranks)."""
+        if not self.shuffle:
+            return self.rows
+        rng = np.random.default_rng([self.seed, epoch])
         shard_of = np.searchsorted(self.reader.row_starts, self.rows, side="right") - 1
         shards = np.unique(shard_of)
-        if self.shuffle:
-            shards = rng.permutation(shards)
-        ordered = (
-            np.concatenate([self.rows[shard_of == s] for s in shards]) if len(shards) else self.rows
-        )
-        rank, world = rank_and_world()
-        info = get_worker_info()
-        if info is not None:
-            rank, world = rank * info.num_workers + info.id, world * info.num_workers
-        if self.even_ranks:
-            per_rank = len(ordered) // world
-            return ordered[rank * per_rank : (rank + 1) * per_rank]
-        return np.array_split(ordered, world)[rank]
+        position = np.empty(shard_of.max() + 1 if len(shard_of) else 0, np.int64)
+        position[rng.permutation(shards)] = np.arange(len(shards))
+        order = self.rows[np.argsort(position[shard_of], kind="stable")]
+        for lo in range(0, len(order), self.buffer_rows):
+            block = order[lo : lo + self.buffer_rows]
+            order[lo : lo + self.buffer_rows] = block[rng.permutation(len(block))]
+        return order
+
+    def rank_batches(self, epoch: int, rank: int, world: int) -> list[np.ndarray]:
+        """This rank's batches (row indices) of the epoch, in order."""
+        order = self.epoch_order(epoch)
+        size = self.batch_size * world
+        n_full = len(order) // size
+        full = order[: n_full * size].reshape(n_full, world, self.batch_size)[:, rank]
+        batches = list(full)
+        tail = order[n_full * size :]
+        if len(tail) and not self.drop_last:
+            mine = np.array_split(tail, world)[rank]
+            if len(mine):
+                batches.append(mine)
+        return batches
 
     def __len__(self) -> int:
-        _, world = rank_and_world()
-        n = len(self.rows) // world if self.even_ranks else -(-len(self.rows) // world)
-        return n // self.batch_size if self.drop_last else -(-n // self.batch_size)
+        rank, world = rank_and_world()
+        n, size = len(self.rows), self.batch_size * world
+        return n // size + int(not self.drop_last and rank < n % size)
 
     def __iter__(self) -> Iterator[dict[str, torch.Tensor]]:
-        rng = np.random.default_rng([self.seed, self.epoch_fn()])
-        rows = self._rank_rows(rng)
-        carry: np.ndarray | None = None
-        carry_rows = np.zeros(0, np.int64)
-        for lo in range(0, len(rows), self.buffer_rows):
-            group = rows[lo : lo + self.buffer_rows]
-            data = self.reader.read(group)
-            if self.shuffle:
-                perm = rng.permutation(len(group))
-                data, group = data[perm], group[perm]
-            if carry is not None:
-                data, group = np.concatenate([carry, data]), np.concatenate([carry_rows, group])
-            tensor = torch.from_numpy(data)
-            row_tensor = torch.from_numpy(group)
-            n_full = len(group) // self.batch_size * self.batch_size
-            for start in range(0, n_full, self.batch_size):
-                yield {
-                    "x": tensor[start : start + self.batch_size],
-                    "row": row_tensor[start : start + self.batch_size],
-                }
-            carry, carry_rows = data[n_full:], group[n_full:]
-        if carry is not None and len(carry) and not self.drop_last:
-            yield {"x": torch.from_numpy(carry), "row": torch.from_numpy(carry_rows)}
+        rank, world = rank_and_world()
+        batches = self.rank_batches(self.epoch_fn(), rank, world)[self.start_batch :]
+        info = get_worker_info()
+        if info is not None:  # worker w yields batches w, w + n, ...: the DataLoader's round robin
+            batches = batches[info.id :: info.num_workers]
+        per_read = max(1, self.buffer_rows // max(self.batch_size * world, 1))
+        for lo in range(0, len(batches), per_read):
+            group = batches[lo : lo + per_read]
+            rows = np.concatenate(group)
+            data = torch.from_numpy(self.reader.read(rows))
+            bounds = np.cumsum([0] + [len(b) for b in group])
+            for b, (a, z) in zip(group, zip(bounds[:-1], bounds[1:], strict=True), strict=True):
+                yield {"x": data[a:z], "row": torch.from_numpy(b)}
+
+
+class ResumableLoader(DataLoader):
+    """A DataLoader over `CachedBatches` whose position Lightning saves in checkpoints.
+
+    `state_dict()` = {"epoch", "batches" served this epoch, "global_batch"}. After
+    `load_state_dict`, the next iteration in that epoch starts at the following batch (a resumed
+    fit then sees exactly the batches an uninterrupted one would); in another epoch it starts at 0.
+
+    Args:
+        dataset: the batches.
+        num_workers: DataLoader worker processes.
+    """
+
+    def __init__(self, dataset: CachedBatches, num_workers: int = 0) -> None:
+        super().__init__(dataset, batch_size=None, num_workers=num_workers)
+        self._epoch, self._served = -1, 0
+        self._resume: dict[str, Any] | None = None
+
+    def _global_batch(self) -> int:
+        return self.dataset.batch_size * rank_and_world()[1]
+
+    def __iter__(self) -> Iterator[dict[str, torch.Tensor]]:  # type: ignore[override]
+        dataset: CachedBatches = self.dataset  # type: ignore[assignment]
+        epoch, skip = dataset.epoch_fn(), 0
+        state, self._resume = self._resume, None
+        if state is not None and state["epoch"] == epoch:
+            rows = state["batches"] * state["global_batch"]
+            skip = rows // self._global_batch()
+            if rows % self._global_batch():
+                log.warning(
+                    "resuming with global batch %d (saved %d): %d rows of epoch %d replayed",
+                    self._global_batch(),
+                    state["global_batch"],
+                    rows % self._global_batch(),
+                    epoch,
+                )
+        self._epoch, self._served = epoch, skip
+        dataset.start_batch = skip
+        try:
+            for batch in super().__iter__():
+                self._served += 1
+                yield batch
+        finally:
+            dataset.start_batch = 0
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"epoch": self._epoch, "batches": self._served, "global_batch": self._global_batch()}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        self._resume = dict(state_dict)

@@ -1,24 +1,27 @@
-"""ActivationDataModule: the activation cache as train/val/test dataloaders (builds the cache if missing)."""
+"""ActivationDataModule: the activation cache as train/val/test dataloaders (builds it if missing)."""
 
 from __future__ import annotations
 
 import lightning as L
 import numpy as np
-from torch.utils.data import DataLoader
 
 from saelight.cache.build import ActivationCache
 from saelight.cache.reader import CacheReader
-from saelight.data.batches import CachedBatches
+from saelight.data.batches import CachedBatches, ResumableLoader, rank_and_world
 
 
 class ActivationDataModule(L.LightningDataModule):
-    """Batches of cached activations, split by the source's split column (groups never straddle splits).
+    """Batches of cached activations, split by the source's split column (groups never straddle).
+
+    The cache is built in `setup`, on every process: under DDP the ranks split the extraction.
+    Under DDP each rank gets `batch_size` rows of every global batch of `batch_size × world` rows
+    (see `CachedBatches`), and training resumes mid-epoch exactly (see `ResumableLoader`).
 
     Args:
         cache: the activation cache (its recipe: source, backbone, layers, pooling, crops).
-        batch_size: rows per training batch.
-        eval_batch_size: rows per validation/test batch.
-        buffer_rows: rows held in RAM for shuffling (whole shards are read at once).
+        batch_size: rows per training batch on each process (global batch = batch_size × world).
+        eval_batch_size: rows per validation/test batch on each process.
+        buffer_rows: rows shuffled together (each process holds its share in RAM at once).
         num_workers: DataLoader worker processes (0 reads in the training process; rows are in RAM).
         seed: shuffling seed (epoch-dependent and reproducible).
         verify_checksums: check every shard's sha256 when the cache is opened.
@@ -55,11 +58,9 @@ class ActivationDataModule(L.LightningDataModule):
     def layers(self) -> list[int]:
         return self.cache.layers
 
-    def prepare_data(self) -> None:
-        self.cache.build()
-
     def setup(self, stage: str | None = None) -> None:
         if self.reader is None:
+            self.cache.build()
             self.reader = self.cache.open(verify=self.verify_checksums)
         for split in ("train", "val", "test"):
             if stage in (None, "fit") and split == "test":
@@ -68,14 +69,14 @@ class ActivationDataModule(L.LightningDataModule):
                 continue
             if not len(self.reader.split_rows(split)):
                 raise ValueError(
-                    f"split '{split}' of cache {self.cache.directory} has no rows: check the source's "
-                    "split assignment (e.g. test singers, val fraction)"
+                    f"split '{split}' of cache {self.cache.directory} has no rows: check the "
+                    "source's split assignment (e.g. test singers, val fraction)"
                 )
 
     def _epoch(self) -> int:
         return self.trainer.current_epoch if self.trainer is not None else 0
 
-    def _loader(self, split: str, train: bool) -> DataLoader:
+    def _loader(self, split: str, train: bool) -> ResumableLoader:
         assert self.reader is not None, "call setup() first"
         batches = CachedBatches(
             self.reader,
@@ -85,24 +86,23 @@ class ActivationDataModule(L.LightningDataModule):
             seed=self.seed,
             buffer_rows=self.buffer_rows,
             drop_last=train,
-            even_ranks=train,
             epoch_fn=self._epoch,
         )
         if train and len(batches) == 0:
             raise ValueError(
-                f"train split has fewer rows than data.batch_size={self.batch_size}: lower batch_size"
+                f"the train split has {len(batches.rows)} rows, fewer than one global batch "
+                f"(data.batch_size={self.batch_size} x {rank_and_world()[1]} processes): lower "
+                "data.batch_size"
             )
-        return DataLoader(
-            batches, batch_size=None, num_workers=self.num_workers, persistent_workers=False
-        )
+        return ResumableLoader(batches, num_workers=self.num_workers)
 
-    def train_dataloader(self) -> DataLoader:
+    def train_dataloader(self) -> ResumableLoader:
         return self._loader("train", train=True)
 
-    def val_dataloader(self) -> DataLoader:
+    def val_dataloader(self) -> ResumableLoader:
         return self._loader("val", train=False)
 
-    def test_dataloader(self) -> DataLoader:
+    def test_dataloader(self) -> ResumableLoader:
         return self._loader("test", train=False)
 
     def split_arrays(self, split: str) -> tuple[np.ndarray, np.ndarray]:

@@ -1,4 +1,4 @@
-"""The audio behind a cache row: re-load the original clip through its source and cut the row's span.
+"""The audio behind a cache row: reload the clip through its source, cut the row's span.
 
 A clip-pooled row covers `start_s..end_s` of its clip (a crop, or the whole file); a frame row is
 one backbone frame, so it gets a `frame_window_s` window centred on the frame instead (one frame is
@@ -23,7 +23,9 @@ SAMPLE_RATE = 16000
 AUDIO_DIR = "audio"
 
 
-def snippet_span(start_s: float, end_s: float, frame: int, frame_window_s: float) -> tuple[float, float]:
+def snippet_span(
+    start_s: float, end_s: float, frame: int, frame_window_s: float
+) -> tuple[float, float]:
     """(start, end) in seconds of the audio to play for a row; frame rows (frame >= 0) get a
     `frame_window_s` window centred on the frame, clipped at 0.
 
@@ -70,8 +72,9 @@ def write_snippets(
         wave = _load(str(clip_id), str(rows["path"].iloc[0] or ""), clips, source, sample_rate)
         if wave is None:
             continue
-        for row, start_s, end_s, frame in zip(rows["row"], rows["start_s"], rows["end_s"],
-                                              rows["frame"], strict=True):
+        for row, start_s, end_s, frame in zip(
+            rows["row"], rows["start_s"], rows["end_s"], rows["frame"], strict=True
+        ):
             start, end = snippet_span(start_s, end_s, int(frame), frame_window_s)
             lo = min(int(round(start * sample_rate)), len(wave))
             hi = min(max(int(round(end * sample_rate)), lo + 1), len(wave))
@@ -81,8 +84,9 @@ def write_snippets(
     return written
 
 
-def _load(clip_id: str, path: str, clips: dict[str, Clip], source: AudioSource | None,
-          sample_rate: int) -> np.ndarray | None:
+def _load(
+    clip_id: str, path: str, clips: dict[str, Clip], source: AudioSource | None, sample_rate: int
+) -> np.ndarray | None:
     try:
         if clip_id in clips:
             return source.load(clips[clip_id], sample_rate)  # type: ignore[union-attr]

@@ -19,7 +19,6 @@ from pathlib import Path
 from typing import Any
 
 import torch
-import yaml
 
 from saelight.cache.build import ActivationCache
 from saelight.explorer.explore import explore
@@ -27,20 +26,24 @@ from saelight.sae.base import CFG_FILE, SAE
 
 log = logging.getLogger(__name__)
 
-CLI_KEYS = ("seed_everything", "trainer", "model", "data", "optimizer", "lr_scheduler")
-
 
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="saelight inspect", description=__doc__.split("\n\n")[0])
     which = p.add_mutually_exclusive_group(required=True)
-    which.add_argument("--run", type=Path, help="run directory of `saelight fit` (config.yaml, saes/)")
+    which.add_argument(
+        "--run", type=Path, help="run directory of `saelight fit` (config.yaml, saes/)"
+    )
     which.add_argument("--sae", type=Path, help="one exported SAE folder (cfg.json + weights)")
     p.add_argument("--config", type=Path, help="the run's config YAML (required with --sae)")
     p.add_argument("--split", default="test", help="split whose rows are inspected")
     p.add_argument("--top", type=int, default=10, help="top activating rows kept per latent")
     p.add_argument("--out", type=Path, help="output folder (see above for the default)")
-    p.add_argument("--frame-window", type=float, default=1.0,
-                   help="seconds of audio played around a frame row (frame pooling)")
+    p.add_argument(
+        "--frame-window",
+        type=float,
+        default=1.0,
+        help="seconds of audio played around a frame row (frame pooling)",
+    )
     p.add_argument("--no-audio", action="store_true", help="do not write audio snippets")
     p.add_argument("--batch-size", type=int, default=1024, help="rows per encode batch")
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
@@ -62,24 +65,17 @@ def _targets(ns: argparse.Namespace) -> tuple[Path, list[tuple[Path, Path]]]:
     if not (ns.sae / CFG_FILE).exists():
         raise SystemExit(f"saelight inspect: {ns.sae} holds no {CFG_FILE}")
     sae = ns.sae.resolve()
-    default = sae.parent.parent / "explorer" / sae.name if sae.parent.name == "saes" else sae / "explorer"
+    default = (
+        sae.parent.parent / "explorer" / sae.name if sae.parent.name == "saes" else sae / "explorer"
+    )
     return ns.config, [(ns.sae, ns.out or default)]
 
 
 def load_cache(config: Path) -> ActivationCache:
-    """The `ActivationCache` of a config (instantiated through the `saelight` CLI).
+    """The `ActivationCache` of a (saved) run config, instantiated through the `saelight` CLI."""
+    from saelight.cli import cli_from_saved_config
 
-    The config `saelight fit` saves also holds the fit subcommand's own keys (`ckpt_path`,
-    `weights_only`), which the subcommand-less parser refuses, so only `CLI_KEYS` are passed on.
-    """
-    from saelight.cli import make_cli
-
-    if not config.exists():
-        raise SystemExit(f"saelight inspect: config {config} not found")
-    values = yaml.safe_load(config.read_text()) or {}
-    kept = {k: v for k, v in values.items() if k in CLI_KEYS}
-    cli = make_cli(["--config", yaml.safe_dump(kept)], run=False)
-    return cli.datamodule.cache
+    return cli_from_saved_config(config).datamodule.cache
 
 
 def main(args: list[str]) -> None:
@@ -94,22 +90,48 @@ def main(args: list[str]) -> None:
     if ns.wandb:
         import wandb
 
-        run = wandb.init(project="saelight", job_type="inspect", dir=str(targets[0][1]),
-                         config={"config": str(config), "split": ns.split, "top": ns.top})
+        where = targets[0][1].parent
+        where.mkdir(parents=True, exist_ok=True)
+        run = wandb.init(
+            project="saelight",
+            job_type="inspect",
+            dir=str(where),
+            config={"config": str(config), "split": ns.split, "top": ns.top},
+        )
     try:
         for sae_dir, out in targets:
             cfg: dict[str, Any] = json.loads((sae_dir / CFG_FILE).read_text())
             layer = int(cfg.get("layer", reader.layers[0]))
             pooling = cfg.get("pooling")
             if pooling not in (None, "unknown", cache.pooling):
-                log.warning("%s was trained on %s-pooled rows but the cache is %s-pooled",
-                            sae_dir, pooling, cache.pooling)
+                log.warning(
+                    "%s was trained on %s-pooled rows but the cache is %s-pooled",
+                    sae_dir,
+                    pooling,
+                    cache.pooling,
+                )
             sae = SAE.from_pretrained(sae_dir, device=ns.device).eval()
-            info = {"architecture": cfg.get("architecture"), "pooling": cache.pooling,
-                    "sae_dir": str(sae_dir), "name": cfg.get("name")}
-            explore(sae, reader, layer, out, source=cache.source, split=ns.split, top_n=ns.top,
-                    title=sae_dir.name, info=info, audio=not ns.no_audio,
-                    frame_window_s=ns.frame_window, batch_size=ns.batch_size, wandb_run=run)
+            info = {
+                "architecture": cfg.get("architecture"),
+                "pooling": cache.pooling,
+                "sae_dir": str(sae_dir),
+                "name": cfg.get("name"),
+            }
+            explore(
+                sae,
+                reader,
+                layer,
+                out,
+                source=cache.source,
+                split=ns.split,
+                top_n=ns.top,
+                title=sae_dir.name,
+                info=info,
+                audio=not ns.no_audio,
+                frame_window_s=ns.frame_window,
+                batch_size=ns.batch_size,
+                wandb_run=run,
+            )
             print(f"explorer {sae_dir.name}: {out / 'index.html'}")
     finally:
         if run is not None:

@@ -68,15 +68,21 @@ class Analysis:
 
 
 @torch.no_grad()
-def encode_split(sae: SAE, reader: CacheReader, layer: int, rows: np.ndarray, top_n: int = 10,
-                 batch_size: int = 1024) -> CodeSummary:
+def encode_split(
+    sae: SAE,
+    reader: CacheReader,
+    layer: int,
+    rows: np.ndarray,
+    top_n: int = 10,
+    batch_size: int = 1024,
+) -> CodeSummary:
     """Stream cache `rows` of `layer` through `sae.encode` in batches; see `LatentStats`."""
     if layer not in reader.layers:
         raise ValueError(f"layer {layer} is not in the cache (layers {reader.layers})")
     param = next(sae.parameters())
     stats = LatentStats(sae.d_sae, top_n)
     for start in range(0, len(rows), batch_size):
-        x = torch.from_numpy(reader.read(rows[start:start + batch_size], layers=[layer])[:, 0])
+        x = torch.from_numpy(reader.read(rows[start : start + batch_size], layers=[layer])[:, 0])
         stats.update(sae.encode(x.to(param.device, param.dtype)))
     return stats.finish()
 
@@ -96,12 +102,15 @@ def analyse(summary: CodeSummary, meta: pd.DataFrame) -> Analysis:
             precision = fires_in / summary.fires[:, None]
         key = top_cols * k + y[summary.top_positions[valid]]
         top_counts = np.bincount(key, minlength=summary.d_sae * k).reshape(summary.d_sae, k)
-        labels[column.removeprefix("label_")] = LabelStats(list(values), auroc, precision, top_counts)
+        labels[column.removeprefix("label_")] = LabelStats(
+            list(values), auroc, precision, top_counts
+        )
     factor_columns = [c for c in meta.columns if c.startswith("factor_")]
-    values = meta[factor_columns].to_numpy(dtype=np.float64).reshape(len(meta), -1)
-    pearson, spearman = factor_correlations(codes, values, ranks)
-    return Analysis(summary, labels, [c.removeprefix("factor_") for c in factor_columns],
-                    pearson, spearman)
+    factors = meta[factor_columns].to_numpy(dtype=np.float64).reshape(len(meta), -1)
+    pearson, spearman = factor_correlations(codes, factors, ranks)
+    return Analysis(
+        summary, labels, [c.removeprefix("factor_") for c in factor_columns], pearson, spearman
+    )
 
 
 def _num(x: float, digits: int = 4) -> float | None:
@@ -120,12 +129,15 @@ def _best(auroc: np.ndarray, precision: np.ndarray) -> np.ndarray:
 
 
 def selectivity(analysis: Analysis) -> tuple[np.ndarray, list[str | None]]:
-    """(d,) best AUROC of each latent over every label value, and that "label=value"."""
+    """(d,) best AUROC of each latent over every label value, and that "label=value" (NaN and
+    None for a latent that never fires)."""
     d = analysis.summary.d_sae
-    best, which = np.full(d, np.nan), [None] * d
+    dead = analysis.summary.fires == 0
+    best = np.full(d, np.nan)
+    which: list[str | None] = [None] * d
     for name, stats in analysis.labels.items():
         order = _best(stats.auroc, stats.precision)[:, 0]
-        value = stats.auroc[np.arange(d), order]
+        value = np.where(dead, np.nan, stats.auroc[np.arange(d), order])
         better = np.nan_to_num(value, nan=-np.inf) > np.nan_to_num(best, nan=-np.inf)
         best = np.where(better, value, best)
         for j in np.flatnonzero(better):
@@ -133,9 +145,23 @@ def selectivity(analysis: Analysis) -> tuple[np.ndarray, list[str | None]]:
     return best, which
 
 
-def latent_records(analysis: Analysis, rows: dict[int, dict[str, Any]], top_corr: int = 5
-                   ) -> list[dict[str, Any]]:
-    """One JSON-able dict per latent (see the README of `saelight inspect` for the fields)."""
+def latent_records(
+    analysis: Analysis, rows: dict[int, dict[str, Any]], top_corr: int = 5
+) -> list[dict[str, Any]]:
+    """One JSON-able dict per latent.
+
+    Fields: latent, fires (rows where code > 0), frequency (fires / rows), mean_activation (over
+    firing rows), max_activation, selectivity and best_label (best AUROC over label values),
+    histogram (`HIST_BINS` counts of the firing codes over (0, max]), top (the top rows, with
+    clip_id, start_s, end_s, frame, labels, audio and activation), labels ({label: {auroc,
+    precision: the best `MAX_VALUES_PER_LATENT` values; top: value counts among the top rows}})
+    and correlations (the `top_corr` factors with the largest |Spearman|, with Pearson).
+
+    Args:
+        analysis: `analyse` output.
+        rows: {stream position: row facts} for every position among the top rows.
+        top_corr: factors listed per latent.
+    """
     s = analysis.summary
     freq, mean, hist = s.frequency, s.mean_when_firing, s.histogram(HIST_BINS)
     sel, best = selectivity(analysis)
@@ -144,68 +170,114 @@ def latent_records(analysis: Analysis, rows: dict[int, dict[str, Any]], top_corr
     for j in range(s.d_sae):
         labels = {}
         for name, st in analysis.labels.items():
-            order = _best(st.auroc[j], st.precision[j])[:MAX_VALUES_PER_LATENT]
+            order = [
+                c
+                for c in _best(st.auroc[j], st.precision[j])[:MAX_VALUES_PER_LATENT]
+                if not np.isnan(st.auroc[j, c])
+            ]
             labels[name] = {
                 "auroc": {st.values[c]: _num(st.auroc[j, c]) for c in order},
                 "precision": {st.values[c]: _num(st.precision[j, c]) for c in order},
                 "top": {st.values[c]: int(n) for c, n in enumerate(st.top_counts[j]) if n},
             }
-        corr = [{"factor": analysis.factors[m], "pearson": _num(analysis.pearson[j, m]),
-                 "spearman": _num(analysis.spearman[j, m])}
-                for m in np.argsort(-strength[j])[:top_corr] if strength[j, m] >= 0]
-        top = [{**rows[int(p)], "activation": _num(v)}
-               for v, p in zip(s.top_values[:, j], s.top_positions[:, j], strict=True) if v > 0]
-        records.append({
-            "latent": j, "fires": int(s.fires[j]), "frequency": _num(freq[j]),
-            "mean_activation": _num(mean[j]), "max_activation": _num(s.max[j]),
-            "selectivity": _num(sel[j]), "best_label": best[j], "histogram": hist[j].tolist(),
-            "top": top, "labels": labels, "correlations": corr,
-        })
+        corr = [
+            {
+                "factor": analysis.factors[m],
+                "pearson": _num(analysis.pearson[j, m]),
+                "spearman": _num(analysis.spearman[j, m]),
+            }
+            for m in np.argsort(-strength[j])[:top_corr]
+            if strength[j, m] >= 0
+        ]
+        top = [
+            {**rows[int(p)], "activation": _num(v)}
+            for v, p in zip(s.top_values[:, j], s.top_positions[:, j], strict=True)
+            if v > 0
+        ]
+        records.append(
+            {
+                "latent": j,
+                "fires": int(s.fires[j]),
+                "frequency": _num(freq[j]),
+                "mean_activation": _num(mean[j]),
+                "max_activation": _num(s.max[j]),
+                "selectivity": _num(sel[j]),
+                "best_label": best[j],
+                "histogram": hist[j].tolist(),
+                "top": top,
+                "labels": labels,
+                "correlations": corr,
+            }
+        )
     return records
 
 
-def label_ranking(analysis: Analysis, limit: int = 20) -> dict[str, dict[str, list[dict[str, Any]]]]:
-    """{label: {value: the `limit` latents that best detect it}}, by AUROC then precision."""
+def label_ranking(
+    analysis: Analysis, limit: int = 20
+) -> dict[str, dict[str, list[dict[str, Any]]]]:
+    """{label: {value: the `limit` firing latents that best detect it}}, by AUROC then precision."""
     freq = analysis.summary.frequency
+    live = np.flatnonzero(analysis.summary.fires > 0)
     out: dict[str, dict[str, list[dict[str, Any]]]] = {}
     for name, st in analysis.labels.items():
         out[name] = {}
         for c, value in enumerate(st.values):
             if np.isnan(st.auroc[:, c]).all():
                 continue
-            order = _best(st.auroc[:, c], st.precision[:, c])[:limit]
-            out[name][value] = [{"latent": int(j), "auroc": _num(st.auroc[j, c]),
-                                 "precision": _num(st.precision[j, c]), "frequency": _num(freq[j])}
-                                for j in order]
+            order = live[_best(st.auroc[live, c], st.precision[live, c])[:limit]]
+            out[name][value] = [
+                {
+                    "latent": int(j),
+                    "auroc": _num(st.auroc[j, c]),
+                    "precision": _num(st.precision[j, c]),
+                    "frequency": _num(freq[j]),
+                }
+                for j in order
+            ]
     return out
 
 
 def latent_frame(records: list[dict[str, Any]], analysis: Analysis) -> pd.DataFrame:
     """The flat per-latent table written as `latents.parquet`."""
-    keys = ("latent", "fires", "frequency", "mean_activation", "max_activation", "selectivity",
-            "best_label")
+    keys = (
+        "latent",
+        "fires",
+        "frequency",
+        "mean_activation",
+        "max_activation",
+        "selectivity",
+        "best_label",
+    )
     frame = pd.DataFrame({k: [r[k] for r in records] for k in keys})
     frame["top_rows"] = [[t["row"] for t in r["top"]] for r in records]
     frame["top_activations"] = [[t["activation"] for t in r["top"]] for r in records]
-    columns = {}
+    columns: dict[str, np.ndarray] = {}
     for name, st in analysis.labels.items():
         if len(st.values) <= MAX_PARQUET_VALUES:
             columns.update({f"auroc:{name}={v}": st.auroc[:, c] for c, v in enumerate(st.values)})
-    columns.update({f"spearman:{f}": analysis.spearman[:, m] for m, f in enumerate(analysis.factors)})
+    columns.update(
+        {f"spearman:{f}": analysis.spearman[:, m] for m, f in enumerate(analysis.factors)}
+    )
     return pd.concat([frame, pd.DataFrame(columns)], axis=1)
 
 
-def _row_info(meta: pd.DataFrame, positions: np.ndarray, audio: dict[int, str]
-              ) -> dict[int, dict[str, Any]]:
+def _row_info(
+    meta: pd.DataFrame, positions: np.ndarray, audio: dict[int, str]
+) -> dict[int, dict[str, Any]]:
     """{stream position: the row's clip, time span, labels and audio snippet}."""
     labels = [c for c in meta.columns if c.startswith("label_")]
     sub = meta.iloc[positions]
     info = {}
     for p, r in zip(positions, sub.to_dict("records"), strict=True):
-        info[int(p)] = {"row": int(r["row"]), "clip_id": str(r["clip_id"]),
-                        "start_s": _num(r["start_s"], 6), "end_s": _num(r["end_s"], 6),
-                        "frame": int(r["frame"]), "audio": audio.get(int(r["row"])),
-                        "labels": {c.removeprefix("label_"): str(r[c]) for c in labels}}
+        info[int(p)] = {
+            "row": int(r["row"]),
+            "clip_id": str(r["clip_id"]),
+            "start_s": _num(r["start_s"], 6),
+            "end_s": _num(r["end_s"], 6),
+            "frame": int(r["frame"]),
+            "audio": audio.get(int(r["row"])),
+            "labels": {c.removeprefix("label_"): str(r[c]) for c in labels},
+        }
     return info
 
 
@@ -257,8 +329,16 @@ def explore(
     snippets = write_snippets(meta.iloc[positions], source, out, frame_window_s) if audio else {}
     records = latent_records(analysis, _row_info(meta, positions, snippets))
     ranking = label_ranking(analysis)
-    header = {"title": title, "split": split, "layer": layer, "n_rows": s.n_rows, "top_n": top_n,
-              "d_sae": s.d_sae, "dead": int((s.fires == 0).sum()), **(info or {})}
+    header = {
+        "title": title,
+        "split": split,
+        "layer": layer,
+        "n_rows": s.n_rows,
+        "top_n": top_n,
+        "d_sae": s.d_sae,
+        "dead": int((s.fires == 0).sum()),
+        **(info or {}),
+    }
     (out / "latents.json").write_text(json.dumps({**header, "latents": records}))
     (out / "labels.json").write_text(json.dumps(ranking, indent=1))
     latent_frame(records, analysis).to_parquet(out / "latents.parquet", index=False)
@@ -267,6 +347,13 @@ def explore(
         from saelight.explorer.wandb_table import log_explorer
 
         log_explorer(wandb_run, title, records, out)
-    log.info("explorer %s: %d latents over %d %s rows in %.1f s -> %s", title, s.d_sae, s.n_rows,
-             split, time.perf_counter() - t0, out)
+    log.info(
+        "explorer %s: %d latents over %d %s rows in %.1f s -> %s",
+        title,
+        s.d_sae,
+        s.n_rows,
+        split,
+        time.perf_counter() - t0,
+        out,
+    )
     return out

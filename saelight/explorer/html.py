@@ -28,8 +28,27 @@ def page_json(data: dict[str, Any]) -> str:
     return json.dumps(data, allow_nan=False).replace("<", "\\u003c")
 
 
-def render_page(header: dict[str, Any], latents: list[dict[str, Any]],
-                ranking: dict[str, dict[str, list[dict[str, Any]]]]) -> str:
+def page_data(
+    header: dict[str, Any],
+    latents: list[dict[str, Any]],
+    ranking: dict[str, dict[str, list[dict[str, Any]]]],
+) -> dict[str, Any]:
+    """The page's data: latents' top rows become [row, activation] pairs into one `rows` table,
+    since the same rows recur in many latents' tops (about half the size of `latents.json`)."""
+    rows: dict[str, dict[str, Any]] = {}
+    compact = []
+    for latent in latents:
+        for t in latent["top"]:
+            rows.setdefault(str(t["row"]), {k: v for k, v in t.items() if k != "activation"})
+        compact.append({**latent, "top": [[t["row"], t["activation"]] for t in latent["top"]]})
+    return {"header": header, "latents": compact, "rows": rows, "ranking": ranking}
+
+
+def render_page(
+    header: dict[str, Any],
+    latents: list[dict[str, Any]],
+    ranking: dict[str, dict[str, list[dict[str, Any]]]],
+) -> str:
     """The page's HTML.
 
     Args:
@@ -38,13 +57,17 @@ def render_page(header: dict[str, Any], latents: list[dict[str, Any]],
         ranking: {label: {value: best latents}} (`explore.label_ranking`).
     """
     template = files("saelight.explorer").joinpath(TEMPLATE).read_text(encoding="utf-8")
-    data = page_json({"header": header, "latents": latents, "ranking": ranking})
+    data = page_json(page_data(header, latents, ranking))
     page = template.replace("__TITLE__", html.escape(str(header.get("title", "sae"))))
     return page.replace("__DATA__", data)
 
 
-def write_page(path: str | Path, header: dict[str, Any], latents: list[dict[str, Any]],
-               ranking: dict[str, dict[str, list[dict[str, Any]]]]) -> Path:
+def write_page(
+    path: str | Path,
+    header: dict[str, Any],
+    latents: list[dict[str, Any]],
+    ranking: dict[str, dict[str, list[dict[str, Any]]]],
+) -> Path:
     """Write `render_page(...)` to `path` (usually `<out>/index.html`)."""
     path = Path(path)
     path.write_text(render_page(header, latents, ranking), encoding="utf-8")

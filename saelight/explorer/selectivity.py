@@ -141,8 +141,9 @@ def _correlate(
     return pearson, _ratio(cross, var_r, sum_r2, ss_g, ss_g + 1.0)
 
 
-def _ratio(cross: np.ndarray, ss_a: np.ndarray, ref_a: np.ndarray, ss_b: np.ndarray,
-           ref_b: np.ndarray) -> np.ndarray:
+def _ratio(
+    cross: np.ndarray, ss_a: np.ndarray, ref_a: np.ndarray, ss_b: np.ndarray, ref_b: np.ndarray
+) -> np.ndarray:
     """cross / sqrt(ss_a ⊗ ss_b); NaN where a sum of squares is ~0 relative to its raw moment
     (a latent that never fires or always gives the same code, a constant factor)."""
     with np.errstate(invalid="ignore", divide="ignore"):

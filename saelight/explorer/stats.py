@@ -56,7 +56,9 @@ class CodeSummary:
     @property
     def mean_when_firing(self) -> np.ndarray:
         """(d,) mean code over the rows where the latent fires (0 for a latent that never fires)."""
-        return np.divide(self.total, self.fires, out=np.zeros_like(self.total), where=self.fires > 0)
+        return np.divide(
+            self.total, self.fires, out=np.zeros_like(self.total), where=self.fires > 0
+        )
 
     def histogram(self, bins: int = 16) -> np.ndarray:
         """(d, bins) counts of each latent's non-zero codes in `bins` equal bins over (0, max_j]."""
@@ -121,7 +123,9 @@ class LatentStats:
             rows, cols, vals = (np.concatenate(part) for part in zip(*self._parts, strict=True))
         else:
             rows, cols, vals = np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, np.float32)
-        codes = sp.csc_matrix((vals.astype(np.float32), (rows, cols)), shape=(self.n_rows, self.d_sae))
+        codes = sp.csc_matrix(
+            (vals.astype(np.float32), (rows, cols)), shape=(self.n_rows, self.d_sae)
+        )
         codes.sum_duplicates()
         codes.eliminate_zeros()
         return CodeSummary(

@@ -19,11 +19,14 @@ def histogram_svg(counts: list[int], width: int = 120, height: int = 32) -> str:
         f'height="{height * c / top:.1f}" fill="#4a7fc1"/>'
         for i, c in enumerate(counts)
     )
-    return f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}">{rects}</svg>'
+    return (
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}">{rects}</svg>'
+    )
 
 
-def log_explorer(run: Any, key: str, latents: list[dict[str, Any]], out: str | Path,
-                 max_latents: int = 64) -> None:
+def log_explorer(
+    run: Any, key: str, latents: list[dict[str, Any]], out: str | Path, max_latents: int = 64
+) -> None:
     """Log `explorer/<key>/latents` (a `wandb.Table`) and `explorer/<key>/log10_frequency`.
 
     The table holds the `max_latents` most selective latents that fire: id, frequency, mean
@@ -49,10 +52,19 @@ def log_explorer(run: Any, key: str, latents: list[dict[str, Any]], out: str | P
         audio = []
         for t in r["top"][:AUDIO_CELLS]:
             caption = f"{t['clip_id']} act={t['activation']}"
-            audio.append(wandb.Audio(str(out / t["audio"]), caption=caption) if t["audio"] else None)
+            audio.append(
+                wandb.Audio(str(out / t["audio"]), caption=caption) if t["audio"] else None
+            )
         audio += [None] * (AUDIO_CELLS - len(audio))
-        table.add_data(r["latent"], r["frequency"], r["mean_activation"], r["selectivity"],
-                       r["best_label"], wandb.Html(histogram_svg(r["histogram"])), *audio)
+        table.add_data(
+            r["latent"],
+            r["frequency"],
+            r["mean_activation"],
+            r["selectivity"],
+            r["best_label"],
+            wandb.Html(histogram_svg(r["histogram"])),
+            *audio,
+        )
     freq = np.array([r["frequency"] for r in live], dtype=np.float64)
     logged: dict[str, Any] = {f"explorer/{key}/latents": table}
     if len(freq):

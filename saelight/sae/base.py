@@ -128,7 +128,11 @@ class SAE(nn.Module):
 
     def normalize(self, x: Tensor) -> Tensor:
         """x: (batch, d_in) raw -> s·x, the input in the normalised space."""
-        return x * self.input_scale
+        return x * self.input_scale if self.normalize_input else x
+
+    def denormalize(self, x_hat: Tensor) -> Tensor:
+        """x_hat: (batch, d_in) in the normalised space -> x_hat / s, in raw units."""
+        return x_hat / self.input_scale if self.normalize_input else x_hat
 
     def center(self, x: Tensor) -> Tensor:
         """x: (batch, d_in) raw -> s·x - b_dec, the encoder input in the normalised space."""
@@ -157,7 +161,7 @@ class SAE(nn.Module):
 
     def decode(self, z: Tensor) -> Tensor:
         """z: (batch, d_sae) -> x_hat: (batch, d_in) reconstruction of the raw activations."""
-        return self.decode_normalized(z) / self.input_scale
+        return self.denormalize(self.decode_normalized(z))
 
     def forward(self, x: Tensor, dead_mask: Tensor | None = None) -> SAEOutput:
         """x: (batch, d_in) -> SAEOutput; `dead_mask` (d_sae,) is only used by AuxK subclasses."""
@@ -182,7 +186,9 @@ class SAE(nn.Module):
     def normalize_decoder(self) -> None:
         """Rescales every row of `W_dec` to unit norm (no-op without `unit_norm_decoder`)."""
         if self.unit_norm_decoder:
-            self.W_dec /= self.W_dec.norm(dim=1, keepdim=True).clamp_min(1e-12)
+            self.W_dec.div_(
+                torch.linalg.vector_norm(self.W_dec, dim=1, keepdim=True).clamp_min(1e-12)
+            )
 
     @torch.no_grad()
     def remove_parallel_decoder_grad(self) -> None:
@@ -191,8 +197,9 @@ class SAE(nn.Module):
         if not self.unit_norm_decoder or grad is None:
             return
         W = self.W_dec
-        sq_norm = W.square().sum(dim=1, keepdim=True).clamp_min(1e-12)
-        grad -= (grad * W).sum(dim=1, keepdim=True) / sq_norm * W
+        sq_norm = torch.linalg.vector_norm(W, dim=1).square().clamp_min(1e-12)
+        parallel = torch.linalg.vecdot(grad, W, dim=1) / sq_norm
+        grad.addcmul_(parallel[:, None], W, value=-1)
 
     @classmethod
     def init_parameters(cls) -> list[str]:

@@ -69,7 +69,7 @@ class BatchTopKSAE(SAE):
             aux_k: dead latents used by the AuxK loss.
             aux_k_coefficient: AuxK weight α; 0 disables AuxK.
             threshold_momentum: EMA momentum of the inference threshold θ, in [0, 1).
-            sparse: sparse decoder and backward; None = auto (k / d_sae <= 0.1).
+            sparse: sparse decoder and backward; None = auto (k / d_sae <= 1/32).
             **kwargs: the common switches of `SAE`.
         """
         super().__init__(d_in, d_sae, **kwargs)
@@ -105,4 +105,4 @@ class BatchTopKSAE(SAE):
             self._update_threshold(vals.detach())
         x_hat = decode_codes(vals, self.W_dec, p, sparse) + self.b_dec
         aux = auxk_loss(self, x_n, z_pre, x_hat, dead_mask, sparse)
-        return SAEOutput(x_hat / self.input_scale, dense_codes(vals, p), aux)
+        return SAEOutput(self.denormalize(x_hat), dense_codes(vals, p), aux)

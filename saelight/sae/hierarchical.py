@@ -79,7 +79,7 @@ class HierarchicalTopKSAE(SAE):
             k: the k used by `encode`; None = max of the ladder.
             aux_k: dead latents used by the AuxK loss.
             aux_k_coefficient: AuxK weight α; 0 disables AuxK.
-            sparse: sparse decoder and backward; None = auto (max(ks) / d_sae <= 0.1).
+            sparse: sparse decoder and backward; None = auto (max(ks) / d_sae <= 1/32).
             **kwargs: the common switches of `SAE`.
         """
         super().__init__(d_in, d_sae, **kwargs)
@@ -111,4 +111,4 @@ class HierarchicalTopKSAE(SAE):
             start = k
         multi_k = (torch.stack(mses).mean() - mses[-1]) * self.loss_scale
         aux = multi_k + auxk_loss(self, x_n, z_pre, x_hat, dead_mask, sparse)
-        return SAEOutput(x_hat / self.input_scale, dense_codes(vals, p), aux)
+        return SAEOutput(self.denormalize(x_hat), dense_codes(vals, p), aux)

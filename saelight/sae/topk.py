@@ -124,7 +124,7 @@ class TopKSAE(SAE):
             aux_k: dead latents used by the AuxK loss (Gao et al. use 512 at d_sae 2^15+).
             aux_k_coefficient: AuxK weight α (Gao et al.: 1/32); 0 disables AuxK.
             sparse: sparse decoder and sparse backward (saelight.sae.sparse_ops); None = auto,
-                on when k / d_sae <= `SPARSE_AUTO_MAX_DENSITY` (0.1).
+                on when k / d_sae <= `SPARSE_AUTO_MAX_DENSITY` (1/32).
             **kwargs: the common switches of `SAE` (decoder_bias, unit_norm_decoder,
                 encoder_init_from_decoder, b_dec_init, normalize_input).
         """
@@ -147,4 +147,4 @@ class TopKSAE(SAE):
         vals = gather_codes(z_pre, p, sparse, x_n, self.b_dec, self.W_enc, self.b_enc)
         x_hat = decode_codes(vals, self.W_dec, p, sparse) + self.b_dec
         aux = auxk_loss(self, x_n, z_pre, x_hat, dead_mask, sparse)
-        return SAEOutput(x_hat / self.input_scale, dense_codes(vals, p), aux)
+        return SAEOutput(self.denormalize(x_hat), dense_codes(vals, p), aux)

@@ -1,4 +1,4 @@
-"""A tiny activation cache with planted structure, written straight through `ShardWriter`.
+"""A tiny activation cache with planted structure, written file by file.
 
 Rows come from real `SyntheticSinging` clips (so the explorer can re-synthesise their audio), but
 the activations are made up: x ~ N(0, I_16) plus 4 on dim 0 for vibrato clips and
@@ -9,18 +9,27 @@ Clip pooling writes `CROPS` half-second crops per clip, frame pooling `frames` f
 
 from __future__ import annotations
 
-import time
+import io
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 
 from saelight.audio import SyntheticSinging
 from saelight.audio.base import Clip
-from saelight.cache.format import FORMAT_VERSION, write_manifest
+from saelight.cache.format import (
+    FORMAT_VERSION,
+    atomic_write_bytes,
+    layer_dir,
+    npy_bytes,
+    sha256_bytes,
+    shard_name,
+    write_manifest,
+)
 from saelight.cache.reader import CacheReader
-from saelight.cache.writer import ShardWriter
 from saelight.sae import TopKSAE
 
 D_IN, D_SAE, LAYER = 16, 32, 3
@@ -30,8 +39,15 @@ CROPS, CROP_S = 4, 0.5
 
 
 def tiny_source() -> SyntheticSinging:
-    return SyntheticSinging(clips_per_combo=2, duration_s=1.0, techniques=("straight", "vibrato", "breathy"),
-                            vowels=("a", "i"), n_singers=4, n_val_singers=1, n_test_singers=1)
+    return SyntheticSinging(
+        clips_per_combo=2,
+        duration_s=1.0,
+        techniques=("straight", "vibrato", "breathy"),
+        vowels=("a", "i"),
+        n_singers=4,
+        n_val_singers=1,
+        n_test_singers=1,
+    )
 
 
 def _activations(clips: list[Clip], rows_per_clip: int, seed: int = 0) -> np.ndarray:
@@ -44,34 +60,61 @@ def _activations(clips: list[Clip], rows_per_clip: int, seed: int = 0) -> np.nda
     return x.reshape(-1, D_IN).astype(np.float32)
 
 
-def write_cache(directory: Path, clips: list[Clip], pooling: str = "clip", frames: int = 4
-                ) -> CacheReader:
-    """A complete one-shard cache of `clips` (`CROPS` crop rows per clip, or `frames` frame rows)."""
-    rows_per_clip = CROPS if pooling == "clip" else frames
-    manifest = {
-        "format_version": FORMAT_VERSION, "backbone": {"model": "planted"}, "source": {"class": "test"},
-        "extraction": {"pooling": pooling, "storage_dtype": "float32", "sample_rate": 16000},
-        "layers": [LAYER], "dim": D_IN, "complete": False, "n_rows": 0, "shards": [], "skipped": [],
-        "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
-    }
-    directory.mkdir(parents=True, exist_ok=True)
-    write_manifest(directory, manifest)
-    writer = ShardWriter(directory, manifest)
+def write_cache(
+    directory: Path, clips: list[Clip], pooling: str = "clip", frames: int = 4
+) -> CacheReader:
+    """A complete one-shard cache of `clips`: `CROPS` crop rows per clip, or `frames` frames.
+
+    Written file by file as `saelight.cache.format` lays it out (npy shard, parquet metadata,
+    manifest), so the test does not depend on the extraction machinery.
+    """
     meta = []
     for index, clip in enumerate(clips):
-        base = {"clip_index": index, "clip_id": clip.clip_id, "path": "", "split": clip.split,
-                "crop": 0, "frame": -1,
-                **{f"label_{k}": v for k, v in clip.labels.items()},
-                **{f"factor_{k}": float(v) for k, v in clip.factors.items()}}
+        base = {
+            "clip_index": index,
+            "clip_id": clip.clip_id,
+            "path": "",
+            "split": clip.split,
+            "crop": 0,
+            "frame": -1,
+            **{f"label_{k}": v for k, v in clip.labels.items()},
+            **{f"factor_{k}": float(v) for k, v in clip.factors.items()},
+        }
         if pooling == "clip":
-            meta += [{**base, "crop": c, "start_s": c * 0.125, "end_s": c * 0.125 + CROP_S}
-                     for c in range(CROPS)]
+            meta += [
+                {**base, "crop": c, "start_s": c * 0.125, "end_s": c * 0.125 + CROP_S}
+                for c in range(CROPS)
+            ]
         else:
-            meta += [{**base, "frame": f, "start_s": 0.3 + f * FRAME_S, "end_s": 0.3 + (f + 1) * FRAME_S}
-                     for f in range(frames)]
-    writer.add({LAYER: _activations(clips, rows_per_clip)}, meta)
-    writer.commit(len(clips))
-    manifest["complete"] = True
+            meta += [
+                {**base, "frame": f, "start_s": 0.3 + f * FRAME_S, "end_s": 0.3 + (f + 1) * FRAME_S}
+                for f in range(frames)
+            ]
+    table = pd.DataFrame(meta)
+    table.insert(0, "row", np.arange(len(table)))
+    buffer = io.BytesIO()
+    table.to_parquet(buffer, index=False)
+    x = _activations(clips, CROPS if pooling == "clip" else frames)
+    files = {
+        f"{layer_dir(LAYER)}/{shard_name(0, '.npy')}": npy_bytes(x),
+        f"meta/{shard_name(0, '.parquet')}": buffer.getvalue(),
+    }
+    for rel, data in files.items():
+        atomic_write_bytes(directory / rel, data)
+    shard = {"index": 0, "clip_start": 0, "clip_end": len(clips), "rows": len(x), "row_start": 0}
+    shard["files"] = {rel: sha256_bytes(data) for rel, data in files.items()}
+    manifest = {
+        "format_version": FORMAT_VERSION,
+        "backbone": {"model": "planted"},
+        "source": {"class": "test"},
+        "extraction": {"pooling": pooling, "storage_dtype": "float32", "sample_rate": 16000},
+        "layers": [LAYER],
+        "dim": D_IN,
+        "complete": True,
+        "n_rows": len(x),
+        "shards": [shard],
+        "skipped": [],
+    }
     write_manifest(directory, manifest)
     return CacheReader(directory)
 
@@ -101,11 +144,38 @@ def clip_cache(tmp_path_factory: pytest.TempPathFactory, source: SyntheticSingin
 
 
 @pytest.fixture(scope="session")
-def explored(tmp_path_factory: pytest.TempPathFactory, clip_cache: CacheReader,
-             source: SyntheticSinging) -> Path:
+def explored(
+    tmp_path_factory: pytest.TempPathFactory, clip_cache: CacheReader, source: SyntheticSinging
+) -> Path:
     """The explorer folder of the planted SAE on the clip cache's test split (with audio)."""
     from saelight.explorer import explore
 
     out = tmp_path_factory.mktemp("explorer") / "L03_planted"
-    return explore(planted_sae(), clip_cache, LAYER, out, source=source, top_n=5, title="L03_planted",
-                   info={"architecture": "topk"})
+    return explore(
+        planted_sae(),
+        clip_cache,
+        LAYER,
+        out,
+        source=source,
+        top_n=5,
+        title="L03_planted",
+        info={"architecture": "topk"},
+    )
+
+
+@pytest.fixture(scope="session")
+def kit() -> SimpleNamespace:
+    """This module's helpers and constants, for the test files."""
+    return SimpleNamespace(
+        write_cache=write_cache,
+        planted_sae=planted_sae,
+        tiny_source=tiny_source,
+        D_IN=D_IN,
+        D_SAE=D_SAE,
+        LAYER=LAYER,
+        VIBRATO=VIBRATO,
+        PITCH=PITCH,
+        CROPS=CROPS,
+        CROP_S=CROP_S,
+        FRAME_S=FRAME_S,
+    )

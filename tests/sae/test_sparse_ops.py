@@ -93,3 +93,4 @@ def test_auto_switch() -> None:
     assert use_sparse(None, 32, 6144) and not use_sparse(None, 2048, 4096)
     assert use_sparse(True, 2048, 4096) and not use_sparse(False, 1, 4096)
     assert use_sparse(None, int(SPARSE_AUTO_MAX_DENSITY * 1000), 1000)
+    assert not use_sparse(None, int(SPARSE_AUTO_MAX_DENSITY * 1000) + 2, 1000)

@@ -1,0 +1,72 @@
+"""`saelight inspect`: argument handling, output folders, and the saved-config round trip."""
+
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+import yaml
+
+from saelight.explorer import command
+
+
+@pytest.fixture
+def run_dir(tmp_path: Path, kit, clip_cache, source, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A run folder with one exported SAE; the config's cache is the planted clip cache."""
+    run = tmp_path / "run"
+    kit.planted_sae().save_pretrained(
+        run / "saes" / "L03_planted",
+        layer=kit.LAYER,
+        name="planted",
+        pooling="clip",
+        backbone={"model": "planted"},
+    )
+    (run / "config.yaml").write_text("seed_everything: 0\n")
+    cache = SimpleNamespace(open=lambda: clip_cache, source=source, pooling="clip")
+    monkeypatch.setattr(command, "load_cache", lambda config: cache)
+    return run
+
+
+def test_run_inspects_every_export(run_dir: Path, kit, capsys: pytest.CaptureFixture) -> None:
+    command.main(["--run", str(run_dir), "--top", "3", "--no-audio"])
+    page = run_dir / "explorer" / "L03_planted" / "index.html"
+    assert page.exists() and str(page) in capsys.readouterr().out
+    assert not (page.parent / "audio").exists() or not any((page.parent / "audio").iterdir())
+
+
+def test_sae_defaults_to_the_runs_explorer(run_dir: Path, tmp_path: Path) -> None:
+    sae = run_dir / "saes" / "L03_planted"
+    command.main(["--sae", str(sae), "--config", str(run_dir / "config.yaml"), "--no-audio"])
+    assert (run_dir / "explorer" / "L03_planted" / "labels.json").exists()
+    command.main(
+        ["--sae", str(sae), "--config", "x.yaml", "--out", str(tmp_path / "o"), "--no-audio"]
+    )
+    assert (tmp_path / "o" / "latents.parquet").exists()
+
+
+def test_bad_arguments(run_dir: Path, tmp_path: Path) -> None:
+    with pytest.raises(SystemExit):
+        command.main([])
+    with pytest.raises(SystemExit, match="needs --config"):
+        command.main(["--sae", str(run_dir / "saes" / "L03_planted")])
+    with pytest.raises(SystemExit, match="no exported SAEs"):
+        command.main(["--run", str(tmp_path)])
+    with pytest.raises(SystemExit, match="--top must be >= 1"):
+        command.main(["--run", str(run_dir), "--top", "0"])
+
+
+def test_saved_fit_config_keys_are_dropped(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    config = tmp_path / "config.yaml"
+    config.write_text(
+        "seed_everything: 1\ndata: {batch_size: 4}\nckpt_path: null\nweights_only: null\n"
+    )
+    seen = {}
+
+    def fake_make_cli(args: list[str], run: bool = True) -> SimpleNamespace:
+        seen["config"], seen["run"] = yaml.safe_load(args[1]), run
+        return SimpleNamespace(datamodule=SimpleNamespace(cache="the cache"))
+
+    monkeypatch.setattr("saelight.cli.make_cli", fake_make_cli)
+    assert command.load_cache(config) == "the cache"
+    assert seen == {"config": {"seed_everything": 1, "data": {"batch_size": 4}}, "run": False}
+    with pytest.raises(SystemExit, match="not found"):
+        command.load_cache(tmp_path / "missing.yaml")
