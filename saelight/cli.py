@@ -64,7 +64,14 @@ def report_command(args: list[str]) -> None:
     report_main(args)
 
 
+def layer_sweep_command(args: list[str]) -> None:
+    from saelight.layer_sweep import main as layer_sweep_main
+
+    layer_sweep_main(args)
+
+
 COMMANDS: dict[str, Callable[[list[str]], None]] = {
+    "layer-sweep": layer_sweep_command,
     "cache": cache_command,
     "report": report_command,
 }

@@ -46,6 +46,7 @@ class EvalOptions:
     disentanglement: bool = True
     standard_scores: bool = True
     factors: list[str] | None = None
+    probe_train_crops: int = 1
     seed: int = 42
 
 
@@ -190,6 +191,20 @@ def sae_identity(sae: SAE) -> dict[str, Any]:
     return {"architecture": sae.architecture, "d_sae": sae.d_sae, "k": k, "sparsity": sparsity}
 
 
+def _probe_splits(splits: dict[str, SplitData], max_crops: int) -> dict[str, SplitData]:
+    """Splits whose train rows keep only the first `max_crops` crops of each file (0 = all).
+
+    A cache with N random crops per train file would otherwise train each probe on N× the paper's
+    rows (N× slower, and no longer the paper's protocol).
+    """
+    train = splits["train"]
+    if max_crops < 1 or "crop" not in train.meta:
+        return splits
+    keep = train.meta["crop"].to_numpy() < max_crops
+    subset = SplitData(train.x[keep], train.meta[keep].reset_index(drop=True))
+    return {**splits, "train": subset}
+
+
 def evaluate_layer(
     layer: int,
     splits: dict[str, SplitData],
@@ -199,7 +214,8 @@ def evaluate_layer(
 ) -> list[dict[str, Any]]:
     """Rows for the dense activations of `layer` and for each named SAE on them."""
     labels = probe_labels(splits, opts.labels)
-    dense_features = {s: splits[s].x for s in SPLIT_NAMES}
+    probe_splits = _probe_splits(splits, opts.probe_train_crops)
+    dense_features = {s: probe_splits[s].x for s in SPLIT_NAMES}
     dense = {
         "layer": layer,
         "name": "dense",
@@ -207,19 +223,19 @@ def evaluate_layer(
         "architecture": "dense",
         "d_sae": int(splits["test"].x.shape[1]),
     }
-    dense.update(probe_scores(dense_features, splits, labels, opts, with_k_sparse=True))
+    dense.update(probe_scores(dense_features, probe_splits, labels, opts, with_k_sparse=True))
     if opts.disentanglement:
         dense.update(disentanglement_scores(splits["test"].x, splits["test"].meta, opts))
     rows = [dense]
     if on_row:
         on_row(dense)
     for name, sae in saes.items():
-        codes = {s: encode(sae, splits[s].x) for s in SPLIT_NAMES}
+        codes = {s: encode(sae, probe_splits[s].x) for s in SPLIT_NAMES}
         row: dict[str, Any] = {"layer": layer, "name": name, "kind": "sae", **sae_identity(sae)}
         row.update(reconstruction_scores(sae, splits["test"].x, codes["test"]))
         if getattr(sae, "k", None) is None:
             row["sparsity"] = 1.0 - row["l0"] / sae.d_sae
-        row.update(probe_scores(codes, splits, labels, opts, with_k_sparse=True))
+        row.update(probe_scores(codes, probe_splits, labels, opts, with_k_sparse=True))
         for label in labels:
             row[f"probe_{label}_acc_delta"] = (
                 row[f"probe_{label}_acc"] - dense[f"probe_{label}_acc"]

@@ -72,7 +72,8 @@ class SAEModule(L.LightningModule):
         self.val_metrics = nn.ModuleDict(
             {e.key: self._metric_set(self.saes[e.key]) for e in self.grid}
         )
-        self.data_initialized = False
+        # A buffer, so a resumed run does not re-initialise b_dec / input scales from its first batch.
+        self.register_buffer("data_initialized", torch.zeros((), dtype=torch.bool))
 
     @staticmethod
     def _metric_set(sae: SAE) -> nn.ModuleDict:
@@ -119,7 +120,7 @@ class SAEModule(L.LightningModule):
         if not self.data_initialized:
             for e in self.grid:
                 self.sae(e).initialize_from_data(batch["x"][:, e.layer_pos].float())
-            self.data_initialized = True
+            self.data_initialized.fill_(True)
         if self.sparsity_schedule is not None:
             for e in self.grid:
                 sae = self.sae(e)

@@ -384,13 +384,13 @@ def main(args: list[str]) -> None:
         "--tolerance",
         type=float,
         default=None,
-        help="claim 1: allowed accuracy drop in [0, 1] units (default 0.05)",
+        help="claim 1: allowed accuracy drop in [0, 1] units (default: probe_accuracy_claim's)",
     )
     parser.add_argument(
         "--ratio",
         type=float,
         default=None,
-        help="claim 2: required FVU ratio highest/lowest sparsity (default 1.5)",
+        help="claim 2: FVU ratio highest/lowest sparsity (default: reconstruction_claim's)",
     )
     parser.add_argument("--no-figures", action="store_true", help="tables only, no PNG figures")
     ns = parser.parse_args(args)

@@ -16,7 +16,7 @@ dense row of its own layer.
 from __future__ import annotations
 
 from collections import defaultdict
-from typing import Any, NamedTuple
+from typing import Any, Literal, NamedTuple
 
 Row = dict[str, Any]
 GroupKey = tuple[str, int]
@@ -112,7 +112,9 @@ def probe_accuracy_claim(
     return Claim(holds, text)
 
 
-def reconstruction_claim(rows: list[Row], metric: str = "fvu", ratio: float = 1.5) -> Claim:
+def reconstruction_claim(
+    rows: list[Row], metric: Literal["fvu", "mse"] = "fvu", ratio: float = 1.5
+) -> Claim:
     """Claim 2: in every layer, `metric` at the highest sparsity is >= `ratio` x its value at the
     lowest sparsity (FVU and MSE give the same ratio on one layer's test set).
 

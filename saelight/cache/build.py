@@ -1,11 +1,11 @@
-"""`ActivationCache`: what to extract (source × backbone × pooling) and the resumable extraction loop."""
+"""`ActivationCache`: what to extract (source × backbone × pooling) and the resumable extraction."""
 
 from __future__ import annotations
 
 import logging
 import os
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Literal
@@ -26,21 +26,13 @@ from saelight.cache.format import (
     read_manifest,
     write_manifest,
 )
-from saelight.cache.parts import covered, merge, process_group, read_parts, todo
+from saelight.cache.parts import covered, extract_then_merge, merge, read_parts, todo
 from saelight.cache.reader import CacheReader
 from saelight.cache.writer import ShardWriter
 
 log = logging.getLogger(__name__)
 
 Segment = tuple[int, int, int]  # (crop index, start sample, end sample)
-
-
-def _tell_failed(all_ok: Callable[[bool], bool]) -> None:
-    """Release the other ranks from the barrier before this rank's error propagates."""
-    try:
-        all_ok(False)
-    except Exception:  # noqa: BLE001 (a dead peer must not mask the original error)
-        log.debug("could not tell the other ranks about the failure", exc_info=True)
 
 
 class ActivationCache:
@@ -56,7 +48,7 @@ class ActivationCache:
         pooling: "clip" = one mean-pooled row per crop; "frame" = one row per frame.
         crop_seconds: crop length for train/val rows; None keeps whole files everywhere.
         crops_per_file: random train crops per file (stand-ins for the paper's per-epoch crops).
-        test_full_length: test rows use the whole file (the paper's protocol) instead of the first crop.
+        test_full_length: test rows use the whole file (the paper's protocol), not the first crop.
         storage_dtype: float32, float16 or bfloat16 on disk (rows are float32 when read).
         clips_per_shard: clips per shard; also the unit of resumption.
         batch_size: waveforms per backbone forward.
@@ -138,7 +130,8 @@ class ActivationCache:
         manifest = read_manifest(self.directory)
         if manifest is None or not manifest.get("complete"):
             raise FileNotFoundError(
-                f"no complete activation cache in {self.directory}: run `saelight cache --config ...`"
+                f"no complete activation cache in {self.directory}: run "
+                "`saelight cache --config ...`"
             )
         check_compatible(manifest, self.recipe(), self.directory)
         return CacheReader(self.directory, verify=verify)
@@ -160,31 +153,16 @@ class ActivationCache:
         if not clips:
             raise ValueError(f"source {type(self.source).__name__} has no clips")
         t0 = time.perf_counter()
-        with process_group() as (rank, world, all_ok):
+
+        def extract(rank: int, world: int) -> None:
+            nonlocal header
             if rank == 0 and header is None:
                 header = self._new_header(recipe)
-            try:
-                self._extract_part(clips, rank, world, header, progress)
-            except BaseException:
-                _tell_failed(all_ok)
-                raise
-            if not all_ok(True):
-                raise RuntimeError(
-                    f"cache {self.directory}: another extracting process failed (see its log); "
-                    "rerun `saelight cache` to resume"
-                )
-            if rank == 0:
-                try:
-                    assert header is not None
-                    manifest = merge(
-                        self.directory, header, read_parts(self.directory, recipe), len(clips)
-                    )
-                except BaseException:
-                    _tell_failed(all_ok)
-                    raise
-            if not all_ok(True):
-                raise RuntimeError(f"cache {self.directory}: rank 0 failed to merge the parts")
-        if rank == 0:
+            self._extract_part(clips, rank, world, header, progress)
+
+        def finish() -> None:
+            assert header is not None
+            manifest = merge(self.directory, header, read_parts(self.directory, recipe), len(clips))
             log.info(
                 "cache %s complete: %d rows, %d clips skipped, %.1f s",
                 self.directory,
@@ -192,10 +170,11 @@ class ActivationCache:
                 len(manifest["skipped"]),
                 time.perf_counter() - t0,
             )
+
+        extract_then_merge(self.directory, extract, finish)
         return self.open()
 
     def _new_header(self, recipe: dict[str, Any]) -> dict[str, Any]:
-        self.directory.mkdir(parents=True, exist_ok=True)
         header = {
             **recipe,
             "complete": False,
@@ -204,8 +183,25 @@ class ActivationCache:
             "skipped": [],
             "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
         }
-        write_manifest(self.directory, header)
+        self._make_directory()
+        try:
+            write_manifest(self.directory, header)
+        except OSError as err:
+            raise self._unwritable(err) from err
         return header
+
+    def _make_directory(self) -> None:
+        try:
+            self.directory.mkdir(parents=True, exist_ok=True)
+        except OSError as err:
+            raise self._unwritable(err) from err
+
+    def _unwritable(self, err: OSError) -> OSError:
+        return OSError(
+            err.errno,
+            f"cannot write the activation cache in {self.directory}: {err.strerror or err}; "
+            "point data.cache.directory at a writable directory with free space",
+        )
 
     def _extract_part(
         self,
@@ -217,7 +213,7 @@ class ActivationCache:
     ) -> None:
         """Extract this rank's clips that no shard covers yet, committing to its part manifest."""
         recipe = self.recipe()
-        self.directory.mkdir(parents=True, exist_ok=True)
+        self._make_directory()
         parts = read_parts(self.directory, recipe)
         name = part_name(rank)
         part = dict(parts).get(name) or {**recipe, "n_rows": 0, "shards": [], "skipped": []}
@@ -226,8 +222,8 @@ class ActivationCache:
         if world > 1:
             self._use_local_gpu(rank)
         n_todo = sum(b - a for a, b in runs)
-        if n_todo < len(clips) // world:
-            log.info("cache %s: rank %d resumes with %d clips to extract", self.directory, rank, n_todo)
+        if done:
+            log.info("cache %s: resuming, rank %d has %d clips left", self.directory, rank, n_todo)
         bar = tqdm(
             total=n_todo,
             unit="clip",
@@ -253,15 +249,19 @@ class ActivationCache:
     def _extract_range(
         self, clips: list[Clip], start: int, end: int, writer: ShardWriter, bar: tqdm
     ) -> None:
+        """Queue the rows of clips [start, end); a clip's crops always share one backbone batch."""
         batch: list[tuple[int, Clip, Segment, np.ndarray]] = []
         for index, clip, loaded in self._load_ahead(clips, start, end):
             if isinstance(loaded, BadAudioError):
+                if self.on_bad_input == "error" and batch:
+                    self._run_batch(batch, writer)  # the clips before the bad one are kept
+                    batch = []
                 self._bad(writer, clip, str(loaded), index)
             else:
+                if batch and len(batch) + len(loaded) > self.batch_size:
+                    self._run_batch(batch, writer)
+                    batch = []
                 batch.extend((index, clip, seg, wave) for seg, wave in loaded)
-            while len(batch) >= self.batch_size:
-                self._run_batch(batch[: self.batch_size], writer)
-                batch = batch[self.batch_size :]
             bar.update(1)
         if batch:
             self._run_batch(batch, writer)
@@ -269,12 +269,14 @@ class ActivationCache:
     def _load_ahead(
         self, clips: list[Clip], start: int, end: int
     ) -> Iterator[tuple[int, Clip, Any]]:
-        """Decode the next clips on a thread while the backbone runs (soundfile/soxr drop the GIL)."""
+        """Decode the next clips on a thread while the backbone runs (soundfile and soxr drop
+        the GIL)."""
         with ThreadPoolExecutor(max_workers=1) as pool:
             yield from zip(
                 range(start, end),
                 clips[start:end],
                 pool.map(self._segments_or_error, range(start, end), clips[start:end]),
+                strict=True,
             )
 
     def _segments_or_error(
@@ -294,7 +296,8 @@ class ActivationCache:
         ]
 
     def _segments(self, index: int, clip: Clip, n: int) -> list[Segment]:
-        """Which parts of a file become rows: random train crops, the first crop for val, whole test files."""
+        """Which parts of a file become rows: random train crops, the first crop for val, whole
+        test files."""
         if self.crop_seconds is None or (clip.split == "test" and self.test_full_length):
             return [(0, 0, n)]
         length = int(round(self.crop_seconds * self.backbone.sample_rate))
@@ -329,12 +332,18 @@ class ActivationCache:
         for layer_rows in rows.values():
             finite &= np.isfinite(layer_rows).all(1)
         offsets = np.concatenate([[0], np.cumsum(counts)])
+        bad = {
+            batch[i][0] for i in range(len(batch)) if not finite[offsets[i] : offsets[i + 1]].all()
+        }
         keep_rows = np.zeros_like(finite)
         meta: list[dict[str, Any]] = []
         for i, (index, clip, seg, wave) in enumerate(batch):
             lo, hi = offsets[i], offsets[i + 1]
-            if not finite[lo:hi].all():
-                self._bad(writer, clip, "non-finite activations", index)
+            if index in bad:
+                if self.on_bad_input == "error":  # keep the clips before it, then stop
+                    writer.add({layer: r[keep_rows] for layer, r in rows.items()}, meta)
+                if seg[0] == 0:  # report each clip once, with all its crops dropped
+                    self._bad(writer, clip, "non-finite activations", index)
                 continue
             keep_rows[lo:hi] = True
             meta.extend(self._row_meta(index, clip, seg, int(hi - lo), wave))

@@ -4,9 +4,9 @@ Layout of a cache directory (format version 1)::
 
     manifest.json                   what was extracted, how, and every shard; `complete` once merged
     manifest.rank<R>.json           during extraction only: the shards process R has committed
-    layer_<LL>/shard_<SSSSS>.npy    (rows, dim) activations of hidden_states[LL], one file per shard
-    meta/shard_<SSSSS>.parquet      one row per activation row: row, clip_id, path, split, crop, frame,
-                                    label_<name> and factor_<name> columns
+    layer_<LL>/shard_<SSSSS>.npy    (rows, dim) activations of hidden_states[LL], one per shard
+    meta/shard_<SSSSS>.parquet      one row per activation row: row, clip_id, path, split, crop,
+                                    frame, label_<name> and factor_<name> columns
 
 A shard covers a contiguous run of clips in the source's order and is named by its first clip
 (`shard_00512` starts at clip 512; caches written before multi-process extraction number them
@@ -64,7 +64,7 @@ def sha256_file(path: str | Path) -> str:
 
 
 def atomic_write_bytes(path: str | Path, data: bytes) -> None:
-    """Write via a temp file in the same directory, fsync, then rename: readers never see half a file."""
+    """Write a temp file in the same directory, fsync, rename: readers never see half a file."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
@@ -103,8 +103,8 @@ def read_manifest(directory: str | Path, name: str = MANIFEST) -> dict[str, Any]
         manifest = json.loads(path.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as err:
         raise CacheCorruptError(
-            f"{path} is not valid JSON ({err}); the manifest is truncated or corrupt. Move the cache "
-            "directory aside and run `saelight cache` again."
+            f"{path} is not valid JSON ({err}); the manifest is truncated or corrupt. Move the "
+            "cache directory aside and run `saelight cache` again."
         ) from err
     if not isinstance(manifest, dict):
         raise CacheCorruptError(f"{path} does not hold a JSON object; the manifest is corrupt")

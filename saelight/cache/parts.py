@@ -74,8 +74,43 @@ def _all_ok(group: Any) -> AllOk:
     return all_ok
 
 
+def extract_then_merge(
+    directory: Path, extract: Callable[[int, int], None], finish: Callable[[], None]
+) -> None:
+    """`extract(rank, world)` on every process, then `finish()` on rank 0 once all succeeded.
+
+    A rank that fails releases the others from the barrier first, so they stop too (naming it)
+    instead of waiting for it.
+    """
+    with process_group() as (rank, world, all_ok):
+        _step(
+            all_ok,
+            lambda: extract(rank, world),
+            f"cache {directory}: another extracting process failed (see its log); rerun "
+            "`saelight cache` to resume",
+        )
+        _step(
+            all_ok,
+            finish if rank == 0 else lambda: None,
+            f"cache {directory}: rank 0 failed to merge the part manifests (see its log)",
+        )
+
+
+def _step(all_ok: AllOk, run: Callable[[], None], others_failed: str) -> None:
+    try:
+        run()
+    except BaseException:
+        try:
+            all_ok(False)
+        except Exception:  # noqa: BLE001 (a dead peer must not mask this rank's error)
+            log.debug("could not tell the other ranks about the failure", exc_info=True)
+        raise
+    if not all_ok(True):
+        raise RuntimeError(others_failed)
+
+
 def read_parts(directory: Path, recipe: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
-    """(file name, part manifest) of every part in the directory, each checked against the recipe."""
+    """(file name, part manifest) of every part in the directory, checked against the recipe."""
     parts = []
     for path in sorted(directory.glob(PART_GLOB)):
         part = read_manifest(directory, path.name)
@@ -160,7 +195,9 @@ def _renumber(directory: Path, shard: dict[str, Any], first_row: int) -> None:
     rel = next(r for r in shard["files"] if r.startswith("meta/"))
     meta = pd.read_parquet(directory / rel)
     if len(meta) != shard["rows"]:
-        raise CacheCorruptError(f"cache file {directory / rel} has {len(meta)} rows, not {shard['rows']}")
+        raise CacheCorruptError(
+            f"cache file {directory / rel} has {len(meta)} rows, not {shard['rows']}"
+        )
     meta["row"] = np.arange(first_row, first_row + len(meta), dtype=np.int64)
     data = parquet_bytes(meta)
     atomic_write_bytes(directory / rel, data)

@@ -60,7 +60,7 @@ class CacheReader:
 
     @cached_property
     def metadata(self) -> pd.DataFrame:
-        """One row per activation row, in row order (columns: row, clip_id, split, label_*, factor_*...)."""
+        """One row per activation row, in row order (row, clip_id, split, label_*, factor_*...)."""
         frames = [
             pd.read_parquet(self.directory / "meta" / shard_name(s["index"], ".parquet"))
             for s in self.shards

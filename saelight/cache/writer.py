@@ -1,4 +1,4 @@
-"""Commits shards to a cache directory atomically and records each in its process's part manifest."""
+"""Commits shards to a cache directory atomically, recording each in its process's part manifest."""
 
 from __future__ import annotations
 

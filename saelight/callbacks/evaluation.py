@@ -43,6 +43,7 @@ class SAEEvaluation(L.Callback):
         disentanglement: Lasso R² / completeness (paper + K-fair) on the test split's factors.
         standard_scores: DCI, MIG, SAP and modularity too (needs `disentanglement`).
         factors: factor names to use (default: all `factor_*` columns of the cache).
+        probe_train_crops: train probes on the first N random crops of each train file (0 = all).
         every_n_val_epochs: also run fast logistic probes every N validation epochs (0 = never).
         max_rows_per_split: subsample larger splits (frame-level caches) to this many rows.
         report: write `report.md` + figures at fit end.
@@ -58,6 +59,7 @@ class SAEEvaluation(L.Callback):
         disentanglement: bool = True,
         standard_scores: bool = True,
         factors: list[str] | None = None,
+        probe_train_crops: int = 1,
         every_n_val_epochs: int = 0,
         max_rows_per_split: int = 20_000,
         report: bool = True,
@@ -73,6 +75,7 @@ class SAEEvaluation(L.Callback):
             disentanglement=disentanglement,
             standard_scores=standard_scores and disentanglement,
             factors=factors,
+            probe_train_crops=probe_train_crops,
             seed=seed,
         )
         self.every_n_val_epochs, self.max_rows = every_n_val_epochs, max_rows_per_split

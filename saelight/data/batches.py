@@ -1,12 +1,12 @@
-"""Iterable batches of cached rows, shuffled by shard and buffer, split across ranks by global batch.
+"""Iterable batches of cached rows, shuffled by shard and buffer, split over ranks by global batch.
 
 Why not a map-style Dataset + sampler: per-row random reads from memmaps are slow, and Lightning's
 DistributedSampler knows nothing of shards. Here each epoch has one global row order, the same on
-every rank: shards in a seeded random order, rows shuffled within buffers of `buffer_rows`. It is cut
-into global batches of `batch_size × world` rows, and rank r takes the r-th slice of each. So a DDP
-run sees exactly the batches of a one-process run with `world` times the batch size (its gradient
-is their mean), every rank reads only its own rows, and no row is duplicated or dropped (except the
-final short global batch when `drop_last`).
+every rank: shards in a seeded random order, rows shuffled within buffers of `buffer_rows`. It is
+cut into global batches of `batch_size × world` rows, and rank r takes the r-th slice of each.
+So a DDP run sees exactly the batches of a one-process run with `world` times the batch size (its
+gradient is their mean), every rank reads only its own rows, and no row is duplicated or dropped
+(except the final short global batch when `drop_last`).
 
 `ResumableLoader` makes the stream checkpointable: Lightning stores its `state_dict` (epoch and
 global batches served) in every checkpoint, and a resumed fit continues mid-epoch at the next batch.

@@ -1,4 +1,4 @@
-"""ActivationDataModule: the activation cache as train/val/test dataloaders (builds it if missing)."""
+"""ActivationDataModule: the activation cache as train/val/test loaders (builds it if missing)."""
 
 from __future__ import annotations
 

@@ -94,11 +94,12 @@ class BatchTopKSAE(SAE):
 
     def forward(self, x: Tensor, dead_mask: Tensor | None = None) -> SAEOutput:
         """x: (batch, d_in) -> SAEOutput with batch top-k codes; updates θ in training mode."""
-        sparse = use_sparse(self.sparse, self.k, self.d_sae)
+        k = min(self.k, self.d_sae)  # an annealing schedule may start above d_sae
+        sparse = use_sparse(self.sparse, k, self.d_sae)
         x_n = self.normalize(x)
         with torch.set_grad_enabled(torch.is_grad_enabled() and not sparse):
             z_pre = self.pre_activation(x_n - self.b_dec)
-        flat = batch_topk_indices(z_pre.detach(), self.k)
+        flat = batch_topk_indices(z_pre.detach(), k)
         p = pattern_from_flat(flat, x.shape[0], self.d_sae, transpose=sparse)
         vals = gather_codes(z_pre, p, sparse, x_n, self.b_dec, self.W_enc, self.b_enc)
         if self.training:

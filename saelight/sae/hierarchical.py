@@ -47,11 +47,14 @@ class HierarchicalTopKSAE(SAE):
         L = (1/|K|) Σ_{k∈K} mean_{b,d} (x - x̂_k)²
 
     (mean over batch and dims, as the main mse). `forward` returns x_hat = x̂_{max K} and
-    aux_loss = (1/|K|) Σ_{k∈K} mse(x̂_k, x) - mse(x̂_{max K}, x) + AuxK, so the trainer's
-    `mse(x_hat, x) + aux_loss` equals L + AuxK exactly (both in the normalised space times
-    `loss_scale`, as every SAE loss here; AuxK uses the residual of x̂_{max K}). `encode` keeps the
-    top `k` (an attribute, default max K): set `sae.k` to evaluate the SAE at any k of its ladder.
-    The ladder itself is fixed; a sparsity schedule on `k` only changes `encode`.
+
+        aux_loss = (1/|K|) Σ_{k∈K} mse(x̂_k, x) - mse(x̂_{max K}, x) + AuxK,
+
+    so the trainer's `mse(x_hat, x) + aux_loss` equals L + AuxK up to float rounding. As for
+    every SAE here, the terms are computed in the normalised space and multiplied by
+    `loss_scale`; AuxK uses the residual of x̂_{max K}. `encode` keeps the top `k` (an attribute,
+    default max K): set `sae.k` to evaluate the SAE at any k of its ladder. The ladder itself is
+    fixed; a sparsity schedule on `k` only changes `encode`.
     """
 
     architecture = "hierarchical_topk"
@@ -89,7 +92,7 @@ class HierarchicalTopKSAE(SAE):
         self.aux_k, self.aux_k_coefficient, self.sparse = aux_k, aux_k_coefficient, sparse
 
     def activate(self, z_pre: Tensor) -> Tensor:
-        return topk_codes(z_pre, self.k)
+        return topk_codes(z_pre, min(self.k, self.d_sae))
 
     def forward(self, x: Tensor, dead_mask: Tensor | None = None) -> SAEOutput:
         """x: (batch, d_in) -> SAEOutput at k = max(ks); `aux_loss` carries the other ks."""

@@ -73,22 +73,51 @@ def auxk_loss(
         dead_mask: (d_sae,) bool, True for dead latents.
         sparse: use the sparse encoder/decoder backward.
     """
+    zero = x_n.new_zeros((), dtype=torch.float32)
     if dead_mask is None or sae.aux_k == 0 or sae.aux_k_coefficient == 0:
-        return x_n.new_zeros((), dtype=torch.float32)
+        return zero
     dead = dead_mask.to(device=z_pre.device, dtype=torch.bool)
-    with torch.no_grad():
-        masked = z_pre.detach().masked_fill(~dead, float("-inf"))
-        idx = masked.topk(min(sae.aux_k, sae.d_sae), dim=-1, sorted=False).indices
-    p = pattern_from_topk(idx, sae.d_sae, transpose=sparse)
-    vals = gather_codes(z_pre, p, sparse, x_n, sae.b_dec, sae.W_enc, sae.b_enc)
-    # Fewer dead latents than aux_k: the filler entries are live ones, zeroed here.
-    e_hat = decode_codes(vals * dead[p.cols], sae.W_dec, p, sparse).float()
+    # The sparse path gathers batch·aux_k decoder rows, several times the main path's batch·k;
+    # on CPU a dense pass over just the dead columns is far cheaper, and listing them (a host
+    # read-back) costs nothing there. GPUs keep the sync-free masked top-k.
+    on_dead_columns = sparse and dead.device.type == "cpu"
+    e_hat = auxk_reconstruction(sae, x_n, z_pre, dead, sparse, on_dead_columns)
+    if e_hat is None:
+        return zero
     with torch.no_grad():
         x, e = x_n.float(), (x_n - x_hat).float()
         var_x = (x - x.mean(0)).square().mean()
         var_e = (e - e.mean(0)).square().mean().clamp_min(torch.finfo(e.dtype).tiny)
-    loss = F.mse_loss(e_hat, e) * (var_x / var_e)
+    loss = F.mse_loss(e_hat.float(), e) * (var_x / var_e)
     return sae.aux_k_coefficient * dead.any() * loss * sae.loss_scale
+
+
+def auxk_reconstruction(
+    sae: Any, x_n: Tensor, z_pre: Tensor, dead: Tensor, sparse: bool, on_dead_columns: bool
+) -> Tensor | None:
+    """ê = Σ ReLU(z_aux) W_dec over the top-aux_k dead latents of each sample: (batch, d_in).
+
+    `on_dead_columns` recomputes the dead latents' pre-activations densely (reads the number of
+    dead latents back to the host; returns None when there are none); otherwise the masked top-k
+    of `z_pre` goes through the sparse or dense path like the main codes.
+    """
+    k_aux = min(sae.aux_k, sae.d_sae)
+    if on_dead_columns:
+        cols = dead.nonzero().squeeze(1)
+        if cols.numel() == 0:
+            return None
+        z_dead = torch.addmm(sae.b_enc[cols], x_n - sae.b_dec, sae.W_enc[:, cols])
+        if cols.numel() > k_aux:
+            vals, idx = z_dead.topk(k_aux, dim=-1, sorted=False)
+            z_dead = dense_codes(vals.reshape(-1), pattern_from_topk(idx, cols.numel()))
+        return F.relu(z_dead) @ sae.W_dec[cols]
+    with torch.no_grad():
+        masked = z_pre.detach().masked_fill(~dead, float("-inf"))
+        idx = masked.topk(k_aux, dim=-1, sorted=False).indices
+    p = pattern_from_topk(idx, sae.d_sae, transpose=sparse)
+    vals = gather_codes(z_pre, p, sparse, x_n, sae.b_dec, sae.W_enc, sae.b_enc)
+    # Fewer dead latents than aux_k: the filler entries are live ones, zeroed here.
+    return decode_codes(vals * dead[p.cols], sae.W_dec, p, sparse)
 
 
 class TopKSAE(SAE):
@@ -134,15 +163,16 @@ class TopKSAE(SAE):
         self.aux_k, self.aux_k_coefficient, self.sparse = aux_k, aux_k_coefficient, sparse
 
     def activate(self, z_pre: Tensor) -> Tensor:
-        return topk_codes(z_pre, self.k)
+        return topk_codes(z_pre, min(self.k, self.d_sae))
 
     def forward(self, x: Tensor, dead_mask: Tensor | None = None) -> SAEOutput:
         """x: (batch, d_in) -> SAEOutput with AuxK as `aux_loss` (0 when `dead_mask` is None)."""
-        sparse = use_sparse(self.sparse, self.k, self.d_sae)
+        k = min(self.k, self.d_sae)  # an annealing schedule may start above d_sae
+        sparse = use_sparse(self.sparse, k, self.d_sae)
         x_n = self.normalize(x)
         with torch.set_grad_enabled(torch.is_grad_enabled() and not sparse):
             z_pre = self.pre_activation(x_n - self.b_dec)
-        idx = z_pre.detach().topk(self.k, dim=-1, sorted=False).indices
+        idx = z_pre.detach().topk(k, dim=-1, sorted=False).indices
         p = pattern_from_topk(idx, self.d_sae, transpose=sparse)
         vals = gather_codes(z_pre, p, sparse, x_n, self.b_dec, self.W_enc, self.b_enc)
         x_hat = decode_codes(vals, self.W_dec, p, sparse) + self.b_dec

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import pytest
 import torch
 
@@ -29,19 +31,20 @@ def test_threshold_behaviour() -> None:
 
 def test_straight_through_gradients() -> None:
     """∂/∂θ of JumpReLU is -(θ/ε)K((z-θ)/ε) and of the step -(1/ε)K((z-θ)/ε) (paper eqs. 11-12)."""
-    eps = 0.5
-    sae = make(threshold_init=1.0, bandwidth=eps, l0_coefficient=1.0)
-    z_pre = torch.tensor([[0.7, 0.9, 1.1, 1.3, 3.0]])
-    sae.log_threshold = torch.nn.Parameter(torch.zeros(5))  # θ = 1
-    kernel = ((z_pre - 1).abs() < eps / 2).float()  # 0.9 and 1.1 fall in the window
+    eps, theta = 0.5, 2.0
+    sae = make(bandwidth=eps, l0_coefficient=1.0)
+    sae.log_threshold = torch.nn.Parameter(torch.full((5,), math.log(theta)))
+    z_pre = torch.tensor([[1.7, 1.9, 2.1, 2.3, 4.0]])
+    kernel = torch.tensor([0.0, 1.0, 1.0, 0.0, 0.0])  # |z - θ| < ε/2
     sae.activate(z_pre).sum().backward()
-    torch.testing.assert_close(sae.log_threshold.grad, (-(1 / eps) * kernel)[0] * 1.0)
+    # d/dlog θ = θ · d/dθ
+    torch.testing.assert_close(sae.log_threshold.grad, theta * -(theta / eps) * kernel)
     sae.log_threshold.grad = None
     sae.aux_loss(z_pre, z_pre).backward()
-    torch.testing.assert_close(sae.log_threshold.grad, (-(1 / eps) * kernel)[0])
+    torch.testing.assert_close(sae.log_threshold.grad, theta * -(1 / eps) * kernel)
     z = z_pre.clone().requires_grad_()
     sae.activate(z).sum().backward()
-    torch.testing.assert_close(z.grad, (z_pre > 1).float())
+    torch.testing.assert_close(z.grad, (z_pre > theta).float())
 
 
 def test_export_stores_threshold(tmp_path) -> None:

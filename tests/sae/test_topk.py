@@ -7,6 +7,7 @@ import torch
 import torch.nn.functional as F
 
 from saelight.sae import TopKSAE
+from saelight.sae.topk import auxk_reconstruction
 
 D_IN, D_SAE, K, BATCH = 16, 64, 4, 32
 
@@ -119,3 +120,33 @@ def test_auxk(sparse: bool) -> None:
     assert sae.W_dec.grad is not None
     live_rows = sae.W_dec.grad[~dead]
     assert live_rows.abs().sum() == 0 and sae.W_dec.grad[dead].abs().sum() > 0
+
+
+@pytest.mark.parametrize("n_dead", [3, 20])
+def test_auxk_strategies_agree(n_dead: int) -> None:
+    """The CPU dead-column pass and the GPU masked sparse top-k give the same ê and gradients."""
+    x = data()
+    dead = torch.zeros(D_SAE, dtype=torch.bool)
+    dead[torch.randperm(D_SAE, generator=torch.Generator().manual_seed(2))[:n_dead]] = True
+    results = []
+    for on_dead_columns, sparse in [(True, True), (False, True), (False, False)]:
+        sae = make(aux_k=8, sparse=sparse)
+        sae.initialize_from_data(x)
+        z_pre = (x - sae.b_dec) @ sae.W_enc + sae.b_enc
+        e_hat = auxk_reconstruction(sae, x, z_pre, dead, sparse, on_dead_columns)
+        assert e_hat is not None
+        e_hat.square().sum().backward()
+        grads = [p.grad.clone() for p in (sae.W_enc, sae.b_enc, sae.W_dec, sae.b_dec)]
+        results.append((e_hat.detach(), grads))
+    for e_hat, grads in results[1:]:
+        torch.testing.assert_close(e_hat, results[0][0])
+        for g, g0 in zip(grads, results[0][1], strict=True):
+            torch.testing.assert_close(g, g0, rtol=1e-4, atol=1e-4)
+
+
+def test_k_above_d_sae_from_an_anneal_is_clamped() -> None:
+    sae, x = make(), data()
+    with torch.no_grad():
+        sae.b_enc.fill_(100.0)
+    sae.k = 4 * D_SAE  # what SparsityAnneal(start=4) gives at step 0 when k = d_sae
+    assert (sae(x).z > 0).all() and (sae.encode(x) > 0).all()

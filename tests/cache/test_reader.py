@@ -1,0 +1,40 @@
+"""`CacheReader`: rows in any order across shards and layers; refuses incomplete caches."""
+
+import json
+from pathlib import Path
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+
+from saelight.cache import CacheCorruptError, CacheReader
+
+
+def test_reads_any_rows_in_the_order_asked(write_cache, kit: SimpleNamespace) -> None:  # noqa: ANN001
+    reader = write_cache(10, 4)
+    every = np.concatenate([kit.rows_of(c) for c in range(10)])
+    assert len(reader) == len(every) == 9 and reader.layers == [0, 5] and reader.dim == 3
+    rows = np.array([8, 0, 3, 3, 7])
+    out = reader.read(rows)
+    np.testing.assert_array_equal(out[:, 0], every[rows])
+    np.testing.assert_array_equal(out[:, 1], -every[rows])
+    np.testing.assert_array_equal(reader.read(rows, layers=[5])[:, 0], -every[rows])
+    assert reader.split_rows("train").tolist() == list(range(9))
+    assert reader.split_rows("test").tolist() == []
+
+
+def test_incomplete_or_missing_cache_is_refused(tmp_path: Path, kit: SimpleNamespace) -> None:
+    with pytest.raises(FileNotFoundError, match="no manifest.json"):
+        CacheReader(tmp_path)
+    (tmp_path / "manifest.json").write_text(json.dumps(kit.header(4)))
+    with pytest.raises(CacheCorruptError, match="is incomplete: run `saelight cache`"):
+        CacheReader(tmp_path)
+
+
+def test_metadata_that_disagrees_with_the_manifest_is_refused(write_cache) -> None:  # noqa: ANN001
+    reader = write_cache(10, 4)
+    manifest = json.loads((reader.directory / "manifest.json").read_text())
+    manifest["n_rows"] += 1
+    (reader.directory / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(CacheCorruptError, match="metadata rows do not match the manifest"):
+        CacheReader(reader.directory).metadata  # noqa: B018
