@@ -171,3 +171,23 @@ def make_figures(rows: list[Row]) -> dict[str, Figure]:
     figures["completeness"] = completeness_figure(rows)
     figures["top_factors"] = top_factor_figure(rows)
     return {name: fig for name, fig in figures.items() if fig is not None}
+
+
+def confusion_figure(row: Row, label: str) -> Figure | None:
+    """Row-normalised test confusion matrix of the `label` probe of one result row."""
+    counts, classes = row.get(f"probe_{label}_confusion"), row.get(f"probe_{label}_classes")
+    if counts is None or classes is None:
+        return None
+    m = np.asarray(counts, dtype=float)
+    m = m / np.maximum(m.sum(1, keepdims=True), 1)
+    fig, (ax,) = _figure(width=1.2 + 0.45 * len(classes))
+    ax.imshow(m, vmin=0, vmax=1, cmap="Blues")
+    ax.set_xticks(range(len(classes)), classes, rotation=60, ha="right", fontsize=7)
+    ax.set_yticks(range(len(classes)), classes, fontsize=7)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    ax.set_title(
+        f"L{row['layer']} {row['name']}: {label} ({100 * row[f'probe_{label}_acc']:.1f} %)"
+    )
+    fig.tight_layout()
+    return fig

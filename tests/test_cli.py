@@ -122,3 +122,20 @@ def test_cache_from_another_backbone_width_is_refused(tmp_path: Path, finished_r
     done = run_cli(tmp_path, "fit", "--data.cache.backbone.init_args.hidden_size", "64")
     assert done.returncode != 0
     assert "hidden_size" in done.stderr and "32" in done.stderr and "64" in done.stderr
+
+
+def test_wandb_run_has_histograms_and_confusion_images(finished_run: Path) -> None:
+    history = next((finished_run / "wandb").glob("offline-run-*/run-*.wandb")).read_bytes()
+    assert b"L1/topk_s75/val/log10_feature_density" in history
+    assert b"L2/dense/test/confusion_vowel" in history
+
+
+def test_report_tables_hold_the_logged_numbers(finished_run: Path) -> None:
+    rows = json.loads((finished_run / "results" / "results.json").read_text())["rows"]
+    report = (finished_run / "report" / "report.md").read_text()
+    assert "Claim 1" in report and "Claim 2" in report
+    for row in rows:
+        assert f"{100 * row['probe_vowel_acc']:.2f}" in report
+        if row["kind"] == "sae":
+            assert f"{row['fvu']:.4g}" in report or f"{row['fvu']:.4f}" in report
+    assert (finished_run / "report" / "accuracy_vowel.png").stat().st_size > 1000

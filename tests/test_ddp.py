@@ -15,10 +15,11 @@ import pytest
 import torch
 
 from saelight.cache import CacheReader
-from saelight.cli import main
+from saelight.cli import main, make_cli
 
 TESTS = Path(__file__).parent
 CONFIG = TESTS / "data" / "tiny_csv.yaml"
+CLUSTER = TESTS.parent / "configs" / "cluster"
 RECORD = json.dumps({"class_path": "test_ddp.RecordRows"})
 
 
@@ -123,3 +124,18 @@ def test_rank_zero_alone_evaluates_and_writes(runs: dict[str, Path]) -> None:
     assert {k: v["epoch"] for k, v in best_ours.items()} == {
         k: v["epoch"] for k, v in best_theirs.items()
     }
+
+
+def test_cluster_examples_parse(runs: dict[str, Path]) -> None:
+    models = str(runs["single_cache"].parent / "tiny_models")
+    cli = make_cli(["--config", str(CONFIG), "--data.cache.backbone.init_args.save_dir", models],
+                   run=False)  # fmt: skip
+    quickstart = TESTS.parent / "configs" / "quickstart.yaml"
+    alone = cli.parser.parse_args(["--config", str(quickstart)])
+    cfg = cli.parser.parse_args(
+        ["--config", str(quickstart), "--config", str(CLUSTER / "slurm_ddp.yaml")]
+    )
+    assert (cfg.trainer.devices, cfg.trainer.num_nodes, cfg.trainer.strategy) == (4, 2, "ddp")
+    assert cfg.model == alone.model and cfg.data == alone.data  # the overlay only adds hardware
+    for script in CLUSTER.glob("*.sh"):
+        assert subprocess.run(["bash", "-n", str(script)]).returncode == 0, script

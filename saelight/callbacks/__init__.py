@@ -3,5 +3,6 @@
 from saelight.callbacks.best_export import BestSAEExport
 from saelight.callbacks.evaluation import SAEEvaluation
 from saelight.callbacks.explorer import LatentExplorer
+from saelight.callbacks.histograms import FeatureHistograms
 
-__all__ = ["BestSAEExport", "LatentExplorer", "SAEEvaluation"]
+__all__ = ["BestSAEExport", "FeatureHistograms", "LatentExplorer", "SAEEvaluation"]

@@ -145,6 +145,7 @@ class SAEEvaluation(L.Callback):
                 rows.extend(layer_rows)
             write_results(out, rows, run_summary(trainer))
             self._log(trainer, rows)
+            self._log_confusions(trainer, rows)
             if self.report:
                 from saelight.report import write_report
 
@@ -158,6 +159,26 @@ class SAEEvaluation(L.Callback):
         if best and (path / "cfg.json").exists():
             return SAE.from_pretrained(path)
         return pl_module.sae(entry).cpu().float()
+
+    @staticmethod
+    def _log_confusions(trainer: L.Trainer, rows: list[dict[str, Any]]) -> None:
+        run = _wandb_run(trainer)
+        if run is None:
+            return
+        import wandb
+
+        from saelight.report_figures import confusion_figure, figure_rgba
+
+        images = {}
+        for row in rows:
+            for key in row:
+                if key.startswith("probe_") and key.endswith("_confusion"):
+                    label = key.removeprefix("probe_").removesuffix("_confusion")
+                    fig = confusion_figure(row, label)
+                    if fig is not None:
+                        name = f"L{row['layer']}/{row['name']}/test/confusion_{label}"
+                        images[name] = wandb.Image(figure_rgba(fig))
+        run.log(images)
 
     @staticmethod
     def _log(trainer: L.Trainer, rows: list[dict[str, Any]]) -> None:

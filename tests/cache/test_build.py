@@ -1,6 +1,8 @@
 """`ActivationCache.build` on a fake source and backbone (milliseconds): multi-process splits,
 resumption after a crash or with another number of processes, and bad clips (skip or error)."""
 
+import json
+import shutil
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -203,3 +205,23 @@ def test_bad_options_are_refused() -> None:
         cache(Path("unused"), on_bad_input="ignore")
     with pytest.raises(ValueError, match="pooling must be 'clip' or 'frame'"):
         cache(Path("unused"), pooling="token")
+
+
+def test_shards_listed_in_an_unfinished_manifest_are_kept(
+    tmp_path: Path, reference: CacheReader
+) -> None:
+    """An extraction begun by an older saelight (it listed shards in manifest.json) resumes."""
+    shutil.copytree(reference.directory, tmp_path / "c")
+    manifest = json.loads((tmp_path / "c" / "manifest.json").read_text())
+    kept = manifest["shards"][:2]
+    for shard in manifest["shards"][2:]:
+        for rel in shard["files"]:
+            (tmp_path / "c" / rel).unlink()
+    n_rows = sum(s["rows"] for s in kept)
+    (tmp_path / "c" / "manifest.json").write_text(
+        json.dumps({**manifest, "complete": False, "shards": kept, "n_rows": n_rows})
+    )
+    rest = FakeBackbone()
+    reader = cache(tmp_path / "c", rest).build(progress=False)
+    assert rest.seen == [6, 7, 8, 9, 10]
+    assert_same_cache(reader, reference)
