@@ -121,7 +121,7 @@ def probe_scores(
 def disentanglement_scores(
     codes: np.ndarray, meta: pd.DataFrame, opts: EvalOptions
 ) -> dict[str, Any]:
-    """Paper's Lasso R²/completeness (held out, plus K-fair) and DCI/MIG/SAP/modularity on test rows."""
+    """Paper's Lasso R²/completeness (held out + K-fair), DCI, MIG, SAP, modularity on test rows."""
     names = [c.removeprefix("factor_") for c in meta.columns if c.startswith("factor_")]
     if opts.factors is not None:
         names = [n for n in names if n in set(opts.factors)]

@@ -22,8 +22,8 @@ class SAEModule(L.LightningModule):
     """Every SAE of the grid sees every batch; each has its own parameters, optimiser state
     (its own Adam param group), sparsity schedule, dead-latent counter and metrics.
 
-    The training loss is Σ_SAE [MSE(x̂, x) + aux], a sum rather than the paper's mean over SAEs so that
-    an SAE trains the same whether it is alone or in a grid (Adam is invariant to the 1/N factor up to eps).
+    The training loss is Σ_SAE [MSE(x̂, x) + aux], a sum rather than the paper's mean over SAEs, so
+    an SAE trains the same alone or in a grid (Adam is invariant to the 1/N factor up to eps).
 
     Args:
         saes: SAE specs (class_path + init_args); each is built once per cache layer and sparsity.
@@ -72,7 +72,7 @@ class SAEModule(L.LightningModule):
         self.val_metrics = nn.ModuleDict(
             {e.key: self._metric_set(self.saes[e.key]) for e in self.grid}
         )
-        # A buffer, so a resumed run does not re-initialise b_dec / input scales from its first batch.
+        # A buffer, so a resumed run does not re-initialise b_dec / input scales from a new batch.
         self.register_buffer("data_initialized", torch.zeros((), dtype=torch.bool))
 
     @staticmethod

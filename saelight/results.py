@@ -3,13 +3,15 @@
 Written by the evaluation callback to `<run_dir>/results/results.{json,csv}` and read by
 `saelight report`. Keys of a row (absent when not computed):
 
-- identity: `layer`, `name` ("dense" for the backbone's own pooled activations), `kind` ("sae" | "dense"),
-  `architecture`, `d_sae`, `k`, `sparsity` (fraction of zeroed latents, 1 - L0/d_sae when not configured)
+- identity: `layer`, `name` ("dense" for the backbone's own pooled activations), `kind`
+  ("sae" | "dense"), `architecture`, `d_sae`, `k`, `sparsity` (fraction of zeroed latents,
+  1 - L0/d_sae when not configured)
 - reconstruction on test: `mse`, `fvu`, `cosine`, `l0`, `dead_fraction`, `dense_fraction`
-- probes per label: `probe_<label>_acc`, `probe_<label>_f1`, `probe_<label>_acc_delta` (SAE − dense, points
-  of accuracy in [0, 1] units), `ksparse_<label>_acc`
+- probes per label: `probe_<label>_acc`, `probe_<label>_f1`, `probe_<label>_acc_delta` (SAE − dense,
+  accuracy in [0, 1] units), `ksparse_<label>_acc`, `probe_<label>_confusion`,
+  `probe_<label>_classes`
 - disentanglement (paper protocol, top-10 factors by R²): `r2_mean`, `r2_std`, `completeness_mean`,
-  `completeness_std`, `completeness_kfair_mean`, `completeness_kfair_std`, `top_factors` (list of names)
+  `completeness_std`, `completeness_kfair_mean`, `completeness_kfair_std`, `top_factors` (names)
 - standard scores: `dci_disentanglement`, `dci_completeness`, `dci_informativeness`, `mig`, `sap`,
   `modularity`
 """

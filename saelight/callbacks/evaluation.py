@@ -1,7 +1,8 @@
-"""SAEEvaluation: the paper's held-out evaluation of every SAE of the grid, plus fast probes during fit."""
+"""SAEEvaluation: the paper's held-out evaluation of every SAE of a grid (+ fast probes in fit)."""
 
 from __future__ import annotations
 
+import copy
 import logging
 from pathlib import Path
 from typing import Any, Literal
@@ -30,8 +31,9 @@ class SAEEvaluation(L.Callback):
     """Probe accuracy (dense vs SAE codes), reconstruction and disentanglement on held-out data.
 
     At fit end (and `saelight test`) every SAE is evaluated with its best exported weights (see
-    `BestSAEExport`), falling back to the current ones: results go to `<run>/results/results.{json,csv}`,
-    to every logger as `<layer>/<name>/test/<metric>`, to W&B as figures, and into `report.md`.
+    `BestSAEExport`), falling back to the current ones: results go to
+    `<run>/results/results.{json,csv}`, to every logger as `<layer>/<name>/test/<metric>`, to W&B
+    as figures, and into `report.md`.
     Rank 0 computes (it reads the whole held-out split from the cache, so nothing needs gathering)
     while other ranks wait at a barrier.
 
@@ -135,13 +137,12 @@ class SAEEvaluation(L.Callback):
         if trainer.is_global_zero:
             out = run_dir(trainer, self.dirpath)
             for layer_pos, layer in enumerate(pl_module.layers):
-                entries = [e for e in pl_module.grid if e.layer_pos == layer_pos]
-                saes = {e.name: self._sae(pl_module, e, out, best) for e in entries}
+                saes, sparsities = self._layer_saes(pl_module, layer_pos, out, best)
                 splits = self._layer_splits(trainer, layer_pos)
                 layer_rows = evaluate_layer(layer, splits, saes, self.opts)
-                for e, row in zip(entries, layer_rows[1:], strict=True):
-                    if e.sparsity is not None:
-                        row["sparsity"] = e.sparsity
+                for row in layer_rows[1:]:
+                    if sparsities.get(row["name"]) is not None:
+                        row["sparsity"] = sparsities[row["name"]]
                 rows.extend(layer_rows)
             write_results(out, rows, run_summary(trainer))
             self._log(trainer, rows)
@@ -154,11 +155,27 @@ class SAEEvaluation(L.Callback):
         return rows
 
     @staticmethod
-    def _sae(pl_module: SAEModule, entry: Any, out: Path, best: bool) -> SAE:
-        path = out / "saes" / entry.key
-        if best and (path / "cfg.json").exists():
-            return SAE.from_pretrained(path)
-        return pl_module.sae(entry).cpu().float()
+    def _layer_saes(
+        pl_module: SAEModule, layer_pos: int, out: Path, best: bool
+    ) -> tuple[dict[str, SAE], dict[str, float | None]]:
+        """The layer's SAEs by name (best exports when present); a HierarchicalTopK SAE becomes one
+        entry per k of its ladder (`<name>@k<k>`): one run, a whole sparsity axis."""
+        saes: dict[str, SAE] = {}
+        sparsities: dict[str, float | None] = {}
+        for e in (e for e in pl_module.grid if e.layer_pos == layer_pos):
+            path = out / "saes" / e.key
+            if best and (path / "cfg.json").exists():
+                sae = SAE.from_pretrained(path)
+            else:
+                sae = copy.deepcopy(pl_module.sae(e)).cpu().float()
+            for k in getattr(sae, "ks", None) or [None]:
+                if k is None:
+                    saes[e.name], sparsities[e.name] = sae, e.sparsity
+                else:
+                    rung = copy.deepcopy(sae)
+                    rung.k = k
+                    saes[f"{e.name}@k{k}"], sparsities[f"{e.name}@k{k}"] = rung, 1 - k / sae.d_sae
+        return saes, sparsities
 
     @staticmethod
     def _log_confusions(trainer: L.Trainer, rows: list[dict[str, Any]]) -> None:
@@ -166,7 +183,6 @@ class SAEEvaluation(L.Callback):
         if run is None:
             return
         import wandb
-
         from saelight.report_figures import confusion_figure, figure_rgba
 
         images = {}
