@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 import lightning as L
 import torch
@@ -16,6 +17,27 @@ from saelight.metrics.reconstruction import FVU, MSE, CosineSimilarity
 from saelight.metrics.sparsity import L0, FeatureDensity
 from saelight.sae.base import SAE
 from saelight.sae.schedules import SparsityAnneal, WarmupDecay
+
+
+def prefer_fused(optimizer: torch.optim.Optimizer) -> torch.optim.Optimizer:
+    """Adam/AdamW built without `foreach`/`fused` -> the same optimiser with `fused=True`.
+
+    Same update rule, one kernel per tensor: on the 2-core CPU of benchmarks/README.md the fused
+    step is ~4x faster than the default for-loop (~6 vs ~29 ms for a 6144 x 768 TopK SAE), which
+    is ~15% of a sparse training step. Anything else, or a device without fused kernels, is kept.
+    """
+    if type(optimizer) not in (torch.optim.Adam, torch.optim.AdamW):
+        return optimizer
+    defaults = optimizer.defaults
+    if defaults.get("fused") is not None or defaults.get("foreach") is not None:
+        return optimizer
+    if defaults.get("differentiable") or optimizer.state:
+        return optimizer
+    try:
+        groups = [{**g, "fused": True} for g in optimizer.param_groups]
+        return type(optimizer)(groups, **{**defaults, "fused": True})
+    except RuntimeError:  # e.g. parameters on a device without fused kernels
+        return optimizer
 
 
 class SAEModule(L.LightningModule):
@@ -95,7 +117,7 @@ class SAEModule(L.LightningModule):
 
     def configure_optimizers(self):  # noqa: ANN201 (Lightning's union of return types)
         groups = [{"params": list(self.sae(e).parameters()), "name": e.key} for e in self.grid]
-        optimizer = self.optimizer_factory(groups)
+        optimizer = prefer_fused(self.optimizer_factory(groups))
         if self.lr_schedule is None:
             return optimizer
         scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, self.lr_schedule)
@@ -105,8 +127,12 @@ class SAEModule(L.LightningModule):
         }
 
     def _clean(self, x: Tensor) -> Tensor:
+        # One sum first (no (batch, dim) mask): any NaN/Inf makes it non-finite, and so may an
+        # overflow, which the exact per-row test then clears. One scalar read-back per batch.
+        if bool(torch.isfinite(x.sum())):
+            return x
         finite = torch.isfinite(x).flatten(1).all(1)
-        if bool(finite.all()):  # one host sync per batch; cheap next to the encoder matmul
+        if bool(finite.all()):
             return x
         if self.nonfinite == "error":
             raise ValueError(
@@ -118,8 +144,13 @@ class SAEModule(L.LightningModule):
 
     def on_train_batch_start(self, batch: dict[str, Tensor], batch_idx: int) -> None:
         if not self.data_initialized:
+            x = batch["x"]
+            if self.trainer.world_size > 1:
+                # Every rank must start from the same b_dec / input_scale: use the global batch.
+                x = self.all_gather(x).flatten(0, 1)
+            x = x[torch.isfinite(x).flatten(1).all(1)]
             for e in self.grid:
-                self.sae(e).initialize_from_data(batch["x"][:, e.layer_pos].float())
+                self.sae(e).initialize_from_data(x[:, e.layer_pos].float())
             self.data_initialized.fill_(True)
         if self.sparsity_schedule is not None:
             for e in self.grid:
@@ -138,7 +169,8 @@ class SAEModule(L.LightningModule):
             out = sae(xi, dead_mask=counter >= self.dead_after_samples)
             mse = F.mse_loss(out.x_hat.float(), xi)
             total = total + mse + out.aux_loss
-            fired = (out.z > 0).any(0)
+            # From the k indices per row when the SAE gives them: no dense (batch, d_sae) pass.
+            fired = out.codes.fired() if out.codes is not None else (out.z > 0).any(0)
             if world > 1 and dist.is_initialized():
                 fired = fired.to(torch.uint8)
                 dist.all_reduce(fired, op=dist.ReduceOp.MAX)
@@ -158,13 +190,19 @@ class SAEModule(L.LightningModule):
                     }
                 )
         self.log("train/loss", total.detach(), prog_bar=True)
+        if self.nonfinite == "skip":
+            bad = self.nonfinite_rows.float()
+            self.log("train/nonfinite_rows", bad, reduce_fx="sum", sync_dist=True)
         return total
 
     def on_before_optimizer_step(self, optimizer: torch.optim.Optimizer) -> None:
         for e in self.grid:
             self.sae(e).remove_parallel_decoder_grad()
 
-    def on_train_batch_end(self, outputs: object, batch: object, batch_idx: int) -> None:
+    def optimizer_step(self, *args: Any, **kwargs: Any) -> None:
+        super().optimizer_step(*args, **kwargs)
+        # Here, not in on_train_batch_end: callbacks (ModelCheckpoint) run before that hook, so a
+        # checkpoint would hold the un-normalised decoder and a resumed run would drift from it.
         for e in self.grid:
             self.sae(e).normalize_decoder()
 

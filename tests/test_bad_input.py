@@ -119,10 +119,13 @@ def nan_cache(base: Path, directory: Path) -> int:
     return row
 
 
-def test_nonfinite_rows_stop_training_by_default(base: Path, tmp_path: Path) -> None:
+def test_nonfinite_rows_stop_training_by_default(
+    base: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     nan_cache(base, tmp_path / "c")
+    monkeypatch.chdir(tmp_path)  # the config's CSV logger writes to ./csv
     fit = ["fit", *args(base, "--data.cache.directory", str(tmp_path / "c"))]
-    fit += ["--trainer.default_root_dir", str(tmp_path), "--trainer.max_epochs", "1"]
+    fit += ["--trainer.default_root_dir", ".", "--trainer.max_epochs", "1"]
     with pytest.raises(ValueError, match="1 cached rows hold NaN/Inf.*model.nonfinite: skip"):
         main(fit)
 

@@ -140,7 +140,8 @@ def untrained_config(arch: str, num_layers: int, hidden_size: int) -> Pretrained
 def _build(path: Path, arch: str, num_layers: int, hidden_size: int, seed: int) -> None:
     """Write model + feature extractor to a temp dir beside `path`, then rename it into place."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    model = AutoModel.from_config(untrained_config(arch, num_layers, hidden_size))
+    with torch.random.fork_rng():  # building must not shift the caller's torch RNG stream
+        model = AutoModel.from_config(untrained_config(arch, num_layers, hidden_size))
     _init_portable(model, seed)
     # group-norm extractor: trained without attention mask, so none is returned (as hubert-base).
     extractor = Wav2Vec2FeatureExtractor(

@@ -54,7 +54,8 @@ class ActivationCache:
         batch_size: waveforms per backbone forward.
         on_bad_input: "skip" logs and records bad audio / non-finite activations; "error" stops
             (after committing every clip before the bad one).
-        egemaps: store the 88 eGeMAPSv02 functionals of each segment as factors (needs opensmile).
+        egemaps: store the 88 eGeMAPSv02 functionals of each test segment as factors (the rows that
+            disentanglement and the explorer score; other splits get NaN); needs opensmile.
         seed: seed of the random crop positions.
     """
 
@@ -364,7 +365,7 @@ class ActivationCache:
         }
         base.update({f"label_{k}": str(v) for k, v in clip.labels.items()})
         base.update({f"factor_{k}": float(v) for k, v in clip.factors.items()})
-        if self.egemaps:
+        if self.egemaps and clip.split == "test":
             from saelight.audio.egemaps import egemaps_functionals
 
             base.update(

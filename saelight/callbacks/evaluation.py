@@ -96,7 +96,20 @@ class SAEEvaluation(L.Callback):
                 rows = dm.reader.split_rows(split)
                 if len(rows) > self.max_rows:
                     rows = np.sort(rng.choice(rows, self.max_rows, replace=False))
-                self._splits[split] = (rows, dm.reader.read(rows))
+                x = dm.reader.read(rows)
+                finite = np.isfinite(x).reshape(len(x), -1).all(1)
+                if not finite.all():
+                    bad = int((~finite).sum())
+                    if getattr(trainer.lightning_module, "nonfinite", "error") == "error":
+                        raise ValueError(
+                            f"{bad} cached {split} rows hold NaN/Inf activations; set "
+                            "model.nonfinite: skip to leave them out of the evaluation"
+                        )
+                    log.warning(
+                        "evaluation: %d %s rows with NaN/Inf activations left out", bad, split
+                    )
+                    rows, x = rows[finite], x[finite]
+                self._splits[split] = (rows, x)
         return self._splits
 
     def _layer_splits(self, trainer: L.Trainer, layer_pos: int) -> dict[str, SplitData]:

@@ -12,6 +12,7 @@ import inspect
 import json
 import math
 import os
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, ClassVar, Literal, NamedTuple
 
@@ -19,21 +20,50 @@ import torch
 from safetensors.torch import load_file, save_file
 from torch import Tensor, nn
 
+from saelight.sae.sparse_ops import SparseCodes
+
 CFG_FILE = "cfg.json"
 WEIGHTS_FILE = "sae_weights.safetensors"
 B_DEC_INITS = ("zeros", "mean", "geometric_median")
 _VARIADIC = (inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.VAR_KEYWORD)
 
 
-class SAEOutput(NamedTuple):
-    """What `SAE.forward` returns; the training loss is `mse(x_hat, x) + aux_loss`."""
-
+class _SAEOutputFields(NamedTuple):
     x_hat: Tensor
     """(batch, d_in) reconstruction of the raw input."""
-    z: Tensor
-    """(batch, d_sae) dense non-negative codes, for metrics and dead-latent counting."""
+    z: Tensor | None
+    """(batch, d_sae) dense non-negative codes, for metrics and dead-latent counting. The TopK
+    family stores None and `SAEOutput.z` builds the matrix from `codes` when first read."""
     aux_loss: Tensor
     """Scalar, already weighted: AuxK, L1, L0 or multi-k terms; exactly 0 when there are none."""
+    codes: SparseCodes | None = None
+    """The non-zero entries of z (TopK family; None for the others). The trainer reads these:
+    at batch 4096 × d_sae 6144 the dense z is 100 MB that a training step never needs."""
+
+
+class SAEOutput(_SAEOutputFields):
+    """What `SAE.forward` returns; the training loss is `mse(x_hat, x) + aux_loss`.
+
+    A NamedTuple (x_hat, z, aux_loss, codes) whose `z` is always a dense tensor when read, by
+    attribute, index or unpacking; it is only built on that first read when `codes` holds it.
+    """
+
+    __slots__ = ()
+
+    @property
+    def z(self) -> Tensor:  # type: ignore[override]
+        z = tuple.__getitem__(self, 1)
+        if z is None:
+            if self.codes is None:
+                raise ValueError("SAEOutput holds neither z nor codes")
+            return self.codes.dense()
+        return z
+
+    def __iter__(self) -> Iterator[Any]:
+        return iter((self.x_hat, self.z, self.aux_loss, self.codes))
+
+    def __getitem__(self, index: Any) -> Any:  # type: ignore[override]
+        return tuple(self)[index]
 
 
 class SAE(nn.Module):
@@ -112,7 +142,9 @@ class SAE(nn.Module):
             W_enc = W_dec.T.clone()
         else:
             W_enc = torch.empty(d_in, d_sae).uniform_(-1, 1) / math.sqrt(d_in)
-        self.W_enc = nn.Parameter(W_enc)
+        # Stored column-major (W_enc.T contiguous, as W_dec.T.clone() gives): the sparse backward
+        # produces dL/dW_enc as a (d_sae, d_in) product, which then needs no transposing copy.
+        self.W_enc = nn.Parameter(W_enc.T.contiguous().T)
         self.b_enc = nn.Parameter(torch.zeros(d_sae))
         self.W_dec = nn.Parameter(W_dec)
         if decoder_bias:

@@ -9,8 +9,9 @@ from torch import Tensor
 
 from saelight.sae.base import SAE, SAEOutput
 from saelight.sae.sparse_ops import (
+    SparseCodes,
+    compute_dtype,
     decode_codes,
-    dense_codes,
     gather_codes,
     pattern_from_flat,
     use_sparse,
@@ -97,13 +98,16 @@ class BatchTopKSAE(SAE):
         k = min(self.k, self.d_sae)  # an annealing schedule may start above d_sae
         sparse = use_sparse(self.sparse, k, self.d_sae)
         x_n = self.normalize(x)
+        x_c = None
         with torch.set_grad_enabled(torch.is_grad_enabled() and not sparse):
-            z_pre = self.pre_activation(x_n - self.b_dec)
+            if sparse:  # computed once, for the encoder matmul and the sparse backward
+                x_c = (x_n - self.b_dec).to(compute_dtype(self.W_enc))
+            z_pre = self.pre_activation(x_n - self.b_dec if x_c is None else x_c)
         flat = batch_topk_indices(z_pre.detach(), k)
         p = pattern_from_flat(flat, x.shape[0], self.d_sae, transpose=sparse)
-        vals = gather_codes(z_pre, p, sparse, x_n, self.b_dec, self.W_enc, self.b_enc)
+        vals = gather_codes(z_pre, p, sparse, x_n, self.b_dec, self.W_enc, self.b_enc, x_c)
         if self.training:
             self._update_threshold(vals.detach())
         x_hat = decode_codes(vals, self.W_dec, p, sparse) + self.b_dec
         aux = auxk_loss(self, x_n, z_pre, x_hat, dead_mask, sparse)
-        return SAEOutput(self.denormalize(x_hat), dense_codes(vals, p), aux)
+        return SAEOutput(self.denormalize(x_hat), None, aux, SparseCodes(vals, p))

@@ -15,10 +15,11 @@ from torch import Tensor
 
 from saelight.sae.base import SAE, SAEOutput
 from saelight.sae.sparse_ops import (
+    SparseCodes,
     decode_codes,
-    dense_codes,
     gather_codes,
     pattern_from_topk,
+    sparse_topk_codes,
     use_sparse,
 )
 from saelight.sae.topk import auxk_loss, check_aux_k, resolve_k, topk_codes
@@ -99,11 +100,15 @@ class HierarchicalTopKSAE(SAE):
         k_max = self.ks[-1]
         sparse = use_sparse(self.sparse, k_max, self.d_sae)
         x_n = self.normalize(x)
-        with torch.set_grad_enabled(torch.is_grad_enabled() and not sparse):
+        if sparse:
+            vals, idx, p, z_pre = sparse_topk_codes(
+                x_n, self.b_dec, self.W_enc, self.b_enc, k_max, sorted=True
+            )
+        else:
             z_pre = self.pre_activation(x_n - self.b_dec)
-        idx = z_pre.detach().topk(k_max, dim=-1, sorted=True).indices
-        p = pattern_from_topk(idx, self.d_sae, transpose=sparse)
-        vals = gather_codes(z_pre, p, sparse, x_n, self.b_dec, self.W_enc, self.b_enc)
+            idx = z_pre.detach().topk(k_max, dim=-1, sorted=True).indices
+            p = pattern_from_topk(idx, self.d_sae)
+            vals = gather_codes(z_pre, p, False, x_n, self.b_dec, self.W_enc, self.b_enc)
         x_hat: Tensor = self.b_dec
         mses, start = [], 0
         for k in self.ks:
@@ -114,4 +119,4 @@ class HierarchicalTopKSAE(SAE):
             start = k
         multi_k = (torch.stack(mses).mean() - mses[-1]) * self.loss_scale
         aux = multi_k + auxk_loss(self, x_n, z_pre, x_hat, dead_mask, sparse)
-        return SAEOutput(self.denormalize(x_hat), dense_codes(vals, p), aux)
+        return SAEOutput(self.denormalize(x_hat), None, aux, SparseCodes(vals, p))

@@ -11,10 +11,12 @@ from torch import Tensor
 
 from saelight.sae.base import SAE, SAEOutput
 from saelight.sae.sparse_ops import (
+    SparseCodes,
     decode_codes,
     dense_codes,
     gather_codes,
     pattern_from_topk,
+    sparse_topk_codes,
     use_sparse,
 )
 
@@ -52,7 +54,7 @@ def topk_codes(z_pre: Tensor, k: int) -> Tensor:
 def auxk_loss(
     sae: Any,
     x_n: Tensor,
-    z_pre: Tensor,
+    z_pre: Tensor | None,
     x_hat: Tensor,
     dead_mask: Tensor | None,
     sparse: bool,
@@ -68,7 +70,8 @@ def auxk_loss(
     Args:
         sae: the TopK-family SAE (its weights, `aux_k`, `aux_k_coefficient`, `loss_scale`).
         x_n: (batch, d_in) input in the normalised space.
-        z_pre: (batch, d_sae) pre-activations (without grad on the sparse path).
+        z_pre: (batch, d_sae) pre-activations (without grad on the sparse path); None is
+            allowed on the sparse CPU path, which never reads them.
         x_hat: (batch, d_in) reconstruction in the normalised space.
         dead_mask: (d_sae,) bool, True for dead latents.
         sparse: use the sparse encoder/decoder backward.
@@ -76,11 +79,13 @@ def auxk_loss(
     zero = x_n.new_zeros((), dtype=torch.float32)
     if dead_mask is None or sae.aux_k == 0 or sae.aux_k_coefficient == 0:
         return zero
-    dead = dead_mask.to(device=z_pre.device, dtype=torch.bool)
+    dead = dead_mask.to(device=x_n.device, dtype=torch.bool)
     # The sparse path gathers batch·aux_k decoder rows, several times the main path's batch·k;
     # on CPU a dense pass over just the dead columns is far cheaper, and listing them (a host
     # read-back) costs nothing there. GPUs keep the sync-free masked top-k.
     on_dead_columns = sparse and dead.device.type == "cpu"
+    if z_pre is None and not on_dead_columns:
+        raise ValueError("AuxK needs the dense pre-activations off the sparse CPU path")
     e_hat = auxk_reconstruction(sae, x_n, z_pre, dead, sparse, on_dead_columns)
     if e_hat is None:
         return zero
@@ -93,7 +98,7 @@ def auxk_loss(
 
 
 def auxk_reconstruction(
-    sae: Any, x_n: Tensor, z_pre: Tensor, dead: Tensor, sparse: bool, on_dead_columns: bool
+    sae: Any, x_n: Tensor, z_pre: Tensor | None, dead: Tensor, sparse: bool, on_dead_columns: bool
 ) -> Tensor | None:
     """ê = Σ ReLU(z_aux) W_dec over the top-aux_k dead latents of each sample: (batch, d_in).
 
@@ -111,6 +116,7 @@ def auxk_reconstruction(
             vals, idx = z_dead.topk(k_aux, dim=-1, sorted=False)
             z_dead = dense_codes(vals.reshape(-1), pattern_from_topk(idx, cols.numel()))
         return F.relu(z_dead) @ sae.W_dec[cols]
+    assert z_pre is not None
     with torch.no_grad():
         masked = z_pre.detach().masked_fill(~dead, float("-inf"))
         idx = masked.topk(k_aux, dim=-1, sorted=False).indices
@@ -170,11 +176,13 @@ class TopKSAE(SAE):
         k = min(self.k, self.d_sae)  # an annealing schedule may start above d_sae
         sparse = use_sparse(self.sparse, k, self.d_sae)
         x_n = self.normalize(x)
-        with torch.set_grad_enabled(torch.is_grad_enabled() and not sparse):
+        if sparse:
+            vals, _, p, z_pre = sparse_topk_codes(x_n, self.b_dec, self.W_enc, self.b_enc, k)
+        else:
             z_pre = self.pre_activation(x_n - self.b_dec)
-        idx = z_pre.detach().topk(k, dim=-1, sorted=False).indices
-        p = pattern_from_topk(idx, self.d_sae, transpose=sparse)
-        vals = gather_codes(z_pre, p, sparse, x_n, self.b_dec, self.W_enc, self.b_enc)
+            idx = z_pre.detach().topk(k, dim=-1, sorted=False).indices
+            p = pattern_from_topk(idx, self.d_sae)
+            vals = gather_codes(z_pre, p, False, x_n, self.b_dec, self.W_enc, self.b_enc)
         x_hat = decode_codes(vals, self.W_dec, p, sparse) + self.b_dec
         aux = auxk_loss(self, x_n, z_pre, x_hat, dead_mask, sparse)
-        return SAEOutput(self.denormalize(x_hat), dense_codes(vals, p), aux)
+        return SAEOutput(self.denormalize(x_hat), None, aux, SparseCodes(vals, p))
