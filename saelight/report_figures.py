@@ -189,5 +189,4 @@ def confusion_figure(row: Row, label: str) -> Figure | None:
     ax.set_title(
         f"L{row['layer']} {row['name']}: {label} ({100 * row[f'probe_{label}_acc']:.1f} %)"
     )
-    fig.tight_layout()
     return fig
