@@ -39,6 +39,7 @@ class CacheReader:
                 f"cache {self.directory} is incomplete: run `saelight cache` to finish it"
             )
         self.manifest: dict[str, Any] = manifest
+        self._memmaps: dict[tuple[int, int], np.ndarray] = {}
         self.layers: list[int] = list(manifest["layers"])
         self.dim: int = int(manifest["dim"])
         self.storage_dtype: str = manifest["extraction"]["storage_dtype"]
@@ -54,6 +55,10 @@ class CacheReader:
                         f"cache file {path} fails its sha256 checksum (corrupt or modified); "
                         "delete the cache directory and rebuild it"
                     )
+
+    def __getstate__(self) -> dict[str, Any]:
+        """Pickled for DataLoader workers without the open memmaps (they would be copied)."""
+        return {**self.__dict__, "_memmaps": {}}
 
     def __len__(self) -> int:
         return int(self.manifest["n_rows"])
@@ -85,6 +90,12 @@ class CacheReader:
         return np.flatnonzero(self.metadata["split"].to_numpy() == split)
 
     def shard_array(self, shard: int, layer: int) -> np.ndarray:
+        key = (shard, layer)
+        if key not in self._memmaps:
+            self._memmaps[key] = self._open_shard(shard, layer)
+        return self._memmaps[key]
+
+    def _open_shard(self, shard: int, layer: int) -> np.ndarray:
         """The raw (rows, dim) memmap of one shard and layer, in the storage dtype."""
         path = self.directory / layer_dir(layer) / shard_name(self.shards[shard]["index"], ".npy")
         try:
@@ -95,21 +106,31 @@ class CacheReader:
             ) from err
 
     def read(self, rows: np.ndarray, layers: list[int] | None = None) -> np.ndarray:
-        """Rows (any order) as a float32 array (len(rows), n_layers, dim)."""
+        """Rows (any order) as a float32 array (len(rows), n_layers, dim).
+
+        The result is a transposed view of a (n_layers, len(rows), dim) buffer, so each layer's
+        rows (`out[:, i]`, what an SAE reads) are contiguous, and float32 rows of a single shard are
+        gathered straight into it: one copy, no sort, no scatter.
+        """
         layers = self.layers if layers is None else layers
         rows = np.asarray(rows, dtype=np.int64)
-        out = np.empty((len(rows), len(layers), self.dim), dtype=np.float32)
-        order = np.argsort(rows, kind="stable")
-        sorted_rows = rows[order]
-        shard_of = np.searchsorted(self.row_starts, sorted_rows, side="right") - 1
-        for shard in np.unique(shard_of):
-            sel = shard_of == shard
-            local = sorted_rows[sel] - self.row_starts[shard]
-            target = order[sel]
+        if len(rows) and (rows.min() < 0 or rows.max() >= len(self)):
+            raise IndexError(f"rows outside 0..{len(self) - 1} of cache {self.directory}")
+        buffer = np.empty((len(layers), len(rows), self.dim), dtype=np.float32)
+        shard_of = np.searchsorted(self.row_starts, rows, side="right") - 1
+        shards = np.unique(shard_of)
+        for shard in shards:
+            whole = len(shards) == 1
+            sel = slice(None) if whole else np.flatnonzero(shard_of == shard)
+            local = rows[sel] - self.row_starts[shard]
             for li, layer in enumerate(layers):
                 block = self.shard_array(int(shard), layer)
-                out[target, li] = from_storage(np.asarray(block[local]), self.storage_dtype)
-        return out
+                if whole and self.storage_dtype == "float32":
+                    np.take(block, local, axis=0, out=buffer[li], mode="clip")
+                else:
+                    gathered = np.take(block, local, axis=0, mode="clip")
+                    buffer[li][sel] = from_storage(gathered, self.storage_dtype)
+        return buffer.transpose(1, 0, 2)
 
     def read_split(self, split: str, layers: list[int] | None = None) -> np.ndarray:
         return self.read(self.split_rows(split), layers)
