@@ -1,121 +1,112 @@
-"""Training-step throughput of a TopK SAE: plain dense fp32 PyTorch vs saelight's sparse bf16 path.
+"""Training-step throughput of a TopK SAE: plain dense fp32 PyTorch vs saelight's paths.
 
-One step = forward, mse + aux loss, backward, Adam step, decoder renorm. Each configuration runs
-`--warmup` steps, then `--runs` timed runs of `--steps` steps; the table gives the median samples/s.
-`--sweep` also times saelight dense vs sparse (bf16) over k/d_sae, to place the auto threshold
-`SPARSE_AUTO_MAX_DENSITY`. Results go to sae_step.json next to this file.
+One step = forward, mse (+ aux) loss, backward, Adam, unit-norm decoder handling (see steps.py).
+Every configuration starts from the same weights; they take turns within each of `--runs` runs of
+`--steps` steps (after `--warmup`), and the table gives the median samples/s and its ratio to the
+plain loop. `--loss_steps` steps of plain fp32, saelight sparse bf16 and saelight dense bf16 on the
+same batches check that the fast path trains the same SAE (relative loss difference at the last
+step, and of the trained weights on a held-out batch in fp32). `--profile` adds where the saelight
+sparse bf16 step spends its time (torch.profiler, self time per op). Writes sae_step.json.
 
-    python benchmarks/sae_step.py [--sweep] [--device cuda]
+    python benchmarks/sae_step.py [--profile] [--device cuda]
 """
 
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import platform
-import statistics
-import time
-from collections.abc import Callable
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-from torch import Tensor, nn
+from steps import (
+    PlainTopK,
+    load_average,
+    measure,
+    plain_step,
+    saelight_step,
+    synthetic_batches,
+)
 
 from saelight.sae import TopKSAE
 
-
-class PlainTopK(nn.Module):
-    """The baseline: the obvious dense PyTorch TopK SAE (Gao et al.), fp32, no custom kernels."""
-
-    def __init__(self, d_in: int, d_sae: int, k: int) -> None:
-        super().__init__()
-        self.encoder, self.decoder, self.k = nn.Linear(d_in, d_sae), nn.Linear(d_sae, d_in), k
-
-    def forward(self, x: Tensor) -> Tensor:
-        z_pre = F.relu(self.encoder(x))
-        vals, idx = z_pre.topk(self.k, dim=-1)
-        return self.decoder(torch.zeros_like(z_pre).scatter(-1, idx, vals))
+BASELINE = "plain dense fp32 (baseline)"
+TARGET = "saelight sparse bf16"
 
 
-def make_step(
-    model: nn.Module, x: Tensor, bf16: bool, dead: Tensor | None = None
-) -> Callable[[], None]:
-    """One optimiser step on the fixed batch x (`dead`: the AuxK dead-latent mask)."""
-    opt = torch.optim.Adam(model.parameters(), lr=1e-4)
-    autocast = (
-        torch.autocast(x.device.type, dtype=torch.bfloat16) if bf16 else contextlib.nullcontext()
-    )
-
-    def step() -> None:
-        with autocast:
-            out = model(x) if dead is None else model(x, dead)
-        if isinstance(out, Tensor):
-            loss = F.mse_loss(out, x)
-        else:
-            loss = F.mse_loss(out.x_hat, x) + out.aux_loss
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        if isinstance(model, TopKSAE):
-            model.remove_parallel_decoder_grad()
-        opt.step()
-        if isinstance(model, TopKSAE):
-            model.normalize_decoder()
-
-    return step
-
-
-def measure(steps: dict[str, Callable[[], None]], args: argparse.Namespace) -> dict[str, dict]:
-    """samples/s of each step function: median and best of `args.runs` runs of `args.steps` steps.
-
-    The configurations take turns within each run, so load from other processes on a shared
-    machine hits them alike.
-    """
-    sync = torch.cuda.synchronize if args.device == "cuda" else (lambda: None)
-    for step in steps.values():
-        for _ in range(args.warmup):
-            step()
-    rates: dict[str, list[float]] = {name: [] for name in steps}
-    for _ in range(args.runs):
-        for name, step in steps.items():
-            sync()
-            t0 = time.perf_counter()
-            for _ in range(args.steps):
-                step()
-            sync()
-            rates[name].append(args.batch * args.steps / (time.perf_counter() - t0))
-    return {n: {"median": statistics.median(r), "best": max(r)} for n, r in rates.items()}
-
-
-def run(args: argparse.Namespace) -> dict:
+def make_sae(args: argparse.Namespace, data: list[torch.Tensor], sparse: bool) -> TopKSAE:
     torch.manual_seed(0)
-    dev = torch.device(args.device)
-    x = torch.randn(args.batch, args.d_in, device=dev)
-    dead = torch.zeros(args.d_sae, dtype=torch.bool, device=dev)
-    dead[: args.d_sae // 10] = True  # AuxK active on 10% of the latents, as mid-training
+    sae = TopKSAE(args.d_in, args.d_sae, k=args.k, sparse=sparse).to(args.device)
+    sae.initialize_from_data(data[0])
+    return sae
 
-    def sae(k: int, sparse: bool) -> TopKSAE:
-        model = TopKSAE(args.d_in, args.d_sae, k=k, sparse=sparse).to(dev)
-        model.initialize_from_data(x)
-        return model
 
+def throughput(args: argparse.Namespace, data: list[torch.Tensor]) -> dict:
+    dead = torch.zeros(args.d_sae, dtype=torch.bool, device=args.device)
+    dead[: args.d_sae // 10] = True  # AuxK on 10% of the latents, as mid-training
     steps = {
-        "plain dense fp32 (baseline)": make_step(
-            PlainTopK(args.d_in, args.d_sae, args.k).to(dev), x, False
+        BASELINE: plain_step(PlainTopK(make_sae(args, data, False)), data),
+        "saelight dense bf16": saelight_step(make_sae(args, data, False), data),
+        "saelight sparse fp32": saelight_step(make_sae(args, data, True), data, bf16=False),
+        TARGET: saelight_step(make_sae(args, data, True), data),
+        "saelight sparse bf16, for-loop Adam": saelight_step(
+            make_sae(args, data, True), data, fused=False
         ),
-        "saelight dense fp32": make_step(sae(args.k, False), x, False),
-        "saelight dense bf16": make_step(sae(args.k, False), x, True),
-        "saelight sparse fp32": make_step(sae(args.k, True), x, False),
-        "saelight sparse bf16": make_step(sae(args.k, True), x, True),
-        "saelight sparse bf16 + AuxK": make_step(sae(args.k, True), x, True, dead),
+        "saelight sparse bf16 + AuxK (10% dead)": saelight_step(
+            make_sae(args, data, True), data, dead=dead
+        ),
     }
-    results = measure(steps, args)
-    sweep = {}
-    for k in args.sweep_ks if args.sweep else []:
-        steps = {mode: make_step(sae(k, mode == "sparse"), x, True) for mode in ("dense", "sparse")}
-        sweep[k] = measure(steps, args)
-    return {"results": results, "sweep_bf16": sweep}
+    return measure(steps, args.batch, args.runs, args.steps, args.warmup, args.device)
+
+
+def loss_check(args: argparse.Namespace, data: list[torch.Tensor], held: torch.Tensor) -> dict:
+    """Relative loss difference to the plain fp32 loop after `args.loss_steps` steps (lr 3e-4)."""
+    plain = PlainTopK(make_sae(args, data, False))
+    models = {TARGET: make_sae(args, data, True)}
+    models["saelight dense bf16"] = make_sae(args, data, False)
+    runs = {BASELINE: plain_step(plain, data, lr=3e-4)}
+    runs |= {name: saelight_step(m, data, lr=3e-4) for name, m in models.items()}
+    last = {name: 0.0 for name in runs}
+    for _ in range(args.loss_steps):
+        for name, step in runs.items():
+            last[name] = float(step())
+    with torch.no_grad():
+        held_loss = {BASELINE: float(F.mse_loss(plain(held), held))}
+        held_loss |= {n: float(F.mse_loss(m(held).x_hat, held)) for n, m in models.items()}
+    out = {}
+    for name in models:
+        out[name] = {
+            "train_loss": last[name],
+            "train_loss_rel_diff": abs(last[name] / last[BASELINE] - 1),
+            "held_out_loss_rel_diff": abs(held_loss[name] / held_loss[BASELINE] - 1),
+        }
+    out[BASELINE] = {"train_loss": last[BASELINE], "held_out_loss": held_loss[BASELINE]}
+    return out
+
+
+def profile(args: argparse.Namespace, data: list[torch.Tensor], top: int = 15) -> list[dict]:
+    """Self CPU (or CUDA) time per op of the saelight sparse bf16 step, largest first."""
+    from torch.profiler import ProfilerActivity
+    from torch.profiler import profile as torch_profile
+
+    step = saelight_step(make_sae(args, data, True), data)
+    for _ in range(args.warmup):
+        step()
+    activities = [ProfilerActivity.CPU]
+    if args.device == "cuda":
+        activities.append(ProfilerActivity.CUDA)
+    with torch_profile(activities=activities) as prof:
+        for _ in range(args.steps):
+            step()
+    events = prof.key_averages()
+    cuda = args.device == "cuda"
+    total = sum(e.self_device_time_total if cuda else e.self_cpu_time_total for e in events)
+    rows = []
+    for e in events:
+        t = e.self_device_time_total if cuda else e.self_cpu_time_total
+        rows.append({"op": e.key, "ms_per_step": t / 1e3 / args.steps, "share": t / total})
+    return sorted(rows, key=lambda r: -r["ms_per_step"])[:top]
 
 
 def main() -> None:
@@ -127,30 +118,35 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=3)
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--warmup", type=int, default=2)
+    parser.add_argument("--loss_steps", type=int, default=30)
+    parser.add_argument("--profile", action="store_true")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    parser.add_argument("--sweep", action="store_true")
-    parser.add_argument("--sweep_ks", type=int, nargs="+", default=[64, 256, 512, 768, 1024])
     args = parser.parse_args()
-    out = run(args)
-    base = out["results"]["plain dense fp32 (baseline)"]["median"]
-    print(f"| d_in {args.d_in}, d_sae {args.d_sae}, k {args.k}, batch {args.batch} ", end="")
-    print("| samples/s (median) | best | vs baseline |\n|---|---:|---:|---:|")
-    for name, r in out["results"].items():
+    data = synthetic_batches(9, args.batch, args.d_in, args.device)
+    held = data.pop()
+    load_before = load_average()
+    results = throughput(args, data)
+    losses = loss_check(args, data, held) if args.loss_steps else {}
+    prof = profile(args, data) if args.profile else []
+    load = {"before": load_before, "after": load_average()}
+
+    base = results[BASELINE]["median"]
+    print(f"d_in {args.d_in}, d_sae {args.d_sae}, k {args.k}, batch {args.batch}, load {load}")
+    print("| step | samples/s (median) | best | vs baseline |\n|---|---:|---:|---:|")
+    for name, r in results.items():
         print(f"| {name} | {r['median']:,.0f} | {r['best']:,.0f} | {r['median'] / base:.2f}x |")
-    for k, modes in out["sweep_bf16"].items():
-        d, s = modes["dense"]["median"], modes["sparse"]["median"]
-        print(
-            f"k={k} (k/d_sae={k / args.d_sae:.3f}) bf16 samples/s: dense {d:,.0f}, sparse {s:,.0f}"
-        )
+    for name, r in losses.items():
+        print(f"loss after {args.loss_steps} steps, {name}: {r}")
+    if prof:
+        print("| op (saelight sparse bf16 step) | ms/step | share |\n|---|---:|---:|")
+        for r in prof:
+            print(f"| {r['op']} | {r['ms_per_step']:.1f} | {r['share']:.0%} |")
     device = torch.cuda.get_device_name() if args.device == "cuda" else platform.processor()
-    meta = {
-        "device": device or platform.machine(),
-        "threads": torch.get_num_threads(),
-        "torch": torch.__version__,
-        **vars(args),
-    }
-    path = Path(__file__).with_suffix(".json")
-    path.write_text(json.dumps({"config": meta, **out}, indent=2) + "\n")
+    meta = {"device": device, "threads": torch.get_num_threads(), "torch": torch.__version__}
+    out = {"config": {**meta, **vars(args)}, "load_average": load, "results": results}
+    out |= {"ratio_vs_baseline": {n: r["median"] / base for n, r in results.items()}}
+    out |= {"loss_check": losses, "profile": prof}
+    Path(__file__).with_suffix(".json").write_text(json.dumps(out, indent=2) + "\n")
 
 
 if __name__ == "__main__":

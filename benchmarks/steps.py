@@ -78,28 +78,35 @@ def saelight_step(
     lr: float = 1e-4,
     fused: bool = True,
 ) -> Step:
-    """What `SAEModule` runs per batch for one SAE (bf16-mixed precision): forward under autocast,
-    fp32 mse + aux, backward, fused Adam (as `SAEModule.configure_optimizers` picks), decoder
-    handling, and the dead-latent update from the fired latents."""
+    """What `SAEModule` runs per batch for one SAE (bf16-mixed precision): the previous
+    gradients dropped first (as `SAEModule.on_train_batch_start` does), forward under autocast,
+    fp32 mse + aux and the dead-latent update from the fired latents (`training_step`), backward,
+    decoder-gradient projection, fused Adam (as `SAEModule.configure_optimizers` picks) and
+    decoder renormalisation. The SAEOutput goes out of scope before the backward, as it does
+    when `training_step` returns."""
     opt = torch.optim.Adam(sae.parameters(), lr=lr, fused=fused)
     device = data[0].device.type
     autocast = torch.autocast(device, dtype=torch.bfloat16) if bf16 else contextlib.nullcontext()
     since_fired = torch.zeros(sae.d_sae, dtype=torch.long, device=data[0].device)
     i = [0]
 
-    def step() -> Tensor:
-        x = data[i[0] % len(data)]
-        i[0] += 1
+    def training_step(x: Tensor) -> Tensor:
         with autocast:
             out = sae(x, dead)
             loss = F.mse_loss(out.x_hat.float(), x) + out.aux_loss
+        fired = out.codes.fired() if out.codes is not None else (out.z > 0).any(0)
+        since_fired.add_(x.shape[0]).masked_fill_(fired, 0)
+        return loss
+
+    def step() -> Tensor:
+        x = data[i[0] % len(data)]
+        i[0] += 1
         opt.zero_grad(set_to_none=True)
+        loss = training_step(x)
         loss.backward()
         sae.remove_parallel_decoder_grad()
         opt.step()
         sae.normalize_decoder()
-        fired = out.codes.fired() if out.codes is not None else (out.z > 0).any(0)
-        since_fired.add_(x.shape[0]).masked_fill_(fired, 0)
         return loss.detach()
 
     return step

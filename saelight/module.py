@@ -152,6 +152,11 @@ class SAEModule(L.LightningModule):
             for e in self.grid:
                 self.sae(e).initialize_from_data(x[:, e.layer_pos].float())
             self.data_initialized.fill_(True)
+        if self.trainer.accumulate_grad_batches == 1:
+            # Lightning zeroes them after the forward; dropping them here keeps the previous
+            # step's gradients (4 bytes per parameter) out of the forward's peak memory.
+            for optimizer in self.trainer.optimizers:
+                optimizer.zero_grad(set_to_none=True)
         if self.sparsity_schedule is not None:
             for e in self.grid:
                 sae = self.sae(e)

@@ -110,14 +110,10 @@ class CachedBatches(IterableDataset):
         info = get_worker_info()
         if info is not None:  # worker w yields batches w, w + n, ...: the DataLoader's round robin
             batches = batches[info.id :: info.num_workers]
-        per_read = max(1, self.buffer_rows // max(self.batch_size * world, 1))
-        for lo in range(0, len(batches), per_read):
-            group = batches[lo : lo + per_read]
-            rows = np.concatenate(group)
-            data = torch.from_numpy(self.reader.read(rows))
-            bounds = np.cumsum([0] + [len(b) for b in group])
-            for b, (a, z) in zip(group, zip(bounds[:-1], bounds[1:], strict=True), strict=True):
-                yield {"x": data[a:z], "row": torch.from_numpy(b)}
+        # One read per batch: malloc recycles a batch-sized buffer, while a buffer of several
+        # batches is mmapped afresh (and page-faulted in row by row) on every read.
+        for b in batches:
+            yield {"x": torch.from_numpy(self.reader.read(b)), "row": torch.from_numpy(b)}
 
 
 class ResumableLoader(DataLoader):

@@ -26,6 +26,7 @@ CFG_FILE = "cfg.json"
 WEIGHTS_FILE = "sae_weights.safetensors"
 B_DEC_INITS = ("zeros", "mean", "geometric_median")
 _VARIADIC = (inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.VAR_KEYWORD)
+_ROW_BLOCK = 1024
 
 
 class _SAEOutputFields(NamedTuple):
@@ -142,9 +143,9 @@ class SAE(nn.Module):
             W_enc = W_dec.T.clone()
         else:
             W_enc = torch.empty(d_in, d_sae).uniform_(-1, 1) / math.sqrt(d_in)
-        # Stored column-major (W_enc.T contiguous, as W_dec.T.clone() gives): the sparse backward
-        # produces dL/dW_enc as a (d_sae, d_in) product, which then needs no transposing copy.
-        self.W_enc = nn.Parameter(W_enc.T.contiguous().T)
+        # Contiguous, although W_dec.T.clone() keeps W_dec's strides: fused Adam copies a
+        # non-contiguous tensor (and its grad and moments) to contiguous ones on every step.
+        self.W_enc = nn.Parameter(W_enc.contiguous())
         self.b_enc = nn.Parameter(torch.zeros(d_sae))
         self.W_dec = nn.Parameter(W_dec)
         if decoder_bias:
@@ -230,8 +231,12 @@ class SAE(nn.Module):
             return
         W = self.W_dec
         sq_norm = torch.linalg.vector_norm(W, dim=1).square().clamp_min(1e-12)
-        parallel = torch.linalg.vecdot(grad, W, dim=1) / sq_norm
-        grad.addcmul_(parallel[:, None], W, value=-1)
+        # vecdot materialises grad * W; in blocks of rows that temporary stays small.
+        parallel = torch.empty_like(sq_norm)
+        for lo in range(0, W.shape[0], _ROW_BLOCK):
+            hi = lo + _ROW_BLOCK
+            torch.linalg.vecdot(grad[lo:hi], W[lo:hi], dim=1, out=parallel[lo:hi])
+        grad.addcmul_((parallel / sq_norm)[:, None], W, value=-1)
 
     @classmethod
     def init_parameters(cls) -> list[str]:

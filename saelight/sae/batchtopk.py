@@ -10,7 +10,6 @@ from torch import Tensor
 from saelight.sae.base import SAE, SAEOutput
 from saelight.sae.sparse_ops import (
     SparseCodes,
-    compute_dtype,
     decode_codes,
     gather_codes,
     pattern_from_flat,
@@ -70,7 +69,7 @@ class BatchTopKSAE(SAE):
             aux_k: dead latents used by the AuxK loss.
             aux_k_coefficient: AuxK weight α; 0 disables AuxK.
             threshold_momentum: EMA momentum of the inference threshold θ, in [0, 1).
-            sparse: sparse decoder and backward; None = auto (k / d_sae <= 1/32).
+            sparse: sparse decoder and backward; None = auto (k / d_sae <= 1/64).
             **kwargs: the common switches of `SAE`.
         """
         super().__init__(d_in, d_sae, **kwargs)
@@ -98,14 +97,11 @@ class BatchTopKSAE(SAE):
         k = min(self.k, self.d_sae)  # an annealing schedule may start above d_sae
         sparse = use_sparse(self.sparse, k, self.d_sae)
         x_n = self.normalize(x)
-        x_c = None
         with torch.set_grad_enabled(torch.is_grad_enabled() and not sparse):
-            if sparse:  # computed once, for the encoder matmul and the sparse backward
-                x_c = (x_n - self.b_dec).to(compute_dtype(self.W_enc))
-            z_pre = self.pre_activation(x_n - self.b_dec if x_c is None else x_c)
+            z_pre = self.pre_activation(x_n - self.b_dec)
         flat = batch_topk_indices(z_pre.detach(), k)
         p = pattern_from_flat(flat, x.shape[0], self.d_sae, transpose=sparse)
-        vals = gather_codes(z_pre, p, sparse, x_n, self.b_dec, self.W_enc, self.b_enc, x_c)
+        vals = gather_codes(z_pre, p, sparse, x_n, self.b_dec, self.W_enc, self.b_enc)
         if self.training:
             self._update_threshold(vals.detach())
         x_hat = decode_codes(vals, self.W_dec, p, sparse) + self.b_dec

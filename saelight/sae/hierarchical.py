@@ -83,7 +83,7 @@ class HierarchicalTopKSAE(SAE):
             k: the k used by `encode`; None = max of the ladder.
             aux_k: dead latents used by the AuxK loss.
             aux_k_coefficient: AuxK weight α; 0 disables AuxK.
-            sparse: sparse decoder and backward; None = auto (max(ks) / d_sae <= 1/32).
+            sparse: sparse decoder and backward; None = auto (max(ks) / d_sae <= 1/64).
             **kwargs: the common switches of `SAE`.
         """
         super().__init__(d_in, d_sae, **kwargs)

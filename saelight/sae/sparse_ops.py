@@ -10,19 +10,24 @@ batch·k selected entries:
     dL/dW_enc    = x_cᵀ G,  G the sparse (batch, d_sae) gradient of the selected pre-activations
                  = (transposed embedding_bag of x_c rows, entries by latent)ᵀ
 
-so no (batch, k, d_in) temporary is ever built. `topk_pre_activations` runs the encoder matmul
-and the top-k without autograd, in row chunks on CPU (each chunk's (rows, d_sae) block is reused
-while it is still in cache, and no (batch, d_sae) buffer is allocated, so no page faults either);
-the selected values then enter autograd through `_SelectLinear`, whose forward does no work. The
-products run in the autocast dtype (bf16, with fp32 accumulation inside embedding_bag) and the
-gradients are returned in each parameter's own dtype (fp32 master weights). Autocast is switched
-off inside the functions because it would upcast embedding_bag to fp32. Nothing here reads a
-value back to the host, so CUDA steps do not synchronise.
+so no (batch, k, d_in) temporary is ever built. For TopK and HierarchicalTopK,
+`topk_pre_activations` runs the encoder matmul and the top-k without autograd, in row chunks on
+CPU (each chunk's block is used while in cache, and no (batch, d_sae) buffer is allocated, so no
+page faults). Under bf16 autocast that matmul only shortlists candidates, which are re-ranked in
+fp32; the selected fp32 values enter autograd through `_SelectLinear` (its forward does no work)
+and the decoder and every sparse product run in fp32, so bf16 buys the dense matmul's speed
+without the dense bf16 step's loss drift. BatchTopK selects over the whole batch's bf16 z_pre and
+runs its sparse products in that dtype (fp32 accumulation inside embedding_bag). Gradients come
+back in each parameter's dtype (fp32 master weights). Autocast is switched off inside the
+functions because it would upcast embedding_bag. Nothing reads a value back to the host off CPU,
+so CUDA steps do not synchronise.
 
-`SPARSE_AUTO_MAX_DENSITY` (auto mode of the `sparse` switch): benchmarks/scaling.py times a full
-bf16-autocast training step (forward, backward, fused Adam) of both paths on a d_sae × k grid;
-see benchmarks/README.md for the crossover it measured on the development machine's AMX CPU.
-Dense bf16 matmuls are relatively cheaper still on GPUs (no GPU run yet).
+`SPARSE_AUTO_MAX_DENSITY` (auto mode of the `sparse` switch), from benchmarks/scaling.py on the
+2-core AMX CPU of benchmarks/README.md (bf16 step, fused Adam): at batch 4096, d_sae 6144 the
+sparse step is faster up to k/d_sae = 1/48 (1.9x at 1/192, 1.1x at 1/48); at batch 1024 the
+crossover lies between 1/128 (sparse 2-12% faster) and 1/64 (dense 7-16% faster) for d_sae
+4096-16384. 1/64 favours the large batches SAEs train with. Dense bf16 matmuls are relatively
+cheaper on GPUs, where this was not measured.
 """
 
 from __future__ import annotations
@@ -33,7 +38,12 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-SPARSE_AUTO_MAX_DENSITY = 1 / 32
+SPARSE_AUTO_MAX_DENSITY = 1 / 64
+RERANK_MARGIN = 8
+"""Extra bf16 candidates per sample re-ranked in fp32 (see `topk_pre_activations`)."""
+TRANSPOSE_BLOCK = 1 << 18
+"""Elements per block of the CPU transposing copies: 1 MB of fp32 stays in L2, and blocks this
+large keep the number of parallel regions (each a thread barrier) low."""
 CHUNK_ELEMENTS = 1 << 22
 """Pre-activations per chunk on CPU (8 MB in bf16): cache-sized, and under glibc's mmap threshold,
 so the chunk buffer is recycled from the heap instead of page-faulted in on every step."""
@@ -95,8 +105,7 @@ def _counts_to_offsets(index: Tensor, size: int) -> Tensor:
 def _pattern(rows: Tensor, cols: Tensor, offsets: Tensor, d_sae: int, transpose: bool) -> Pattern:
     by_latent = None
     if transpose:
-        # int16 keys when they fit: the radix sort then makes 2 passes instead of 8 (5x faster
-        # on CPU, and less exposed to the other threads of a busy machine).
+        # int16 keys when they fit: 2 radix passes instead of 8 (3x faster on CPU).
         keys = cols.to(torch.int16) if d_sae <= 1 << 15 else cols
         order = torch.argsort(keys, stable=True)
         by_latent = (order, rows[order], _counts_to_offsets(cols, d_sae))
@@ -118,52 +127,146 @@ def pattern_from_flat(flat: Tensor, batch: int, d_sae: int, transpose: bool = Fa
     return _pattern(rows, cols, _counts_to_offsets(rows, batch), d_sae, transpose)
 
 
+def _by_latent(p: Pattern) -> tuple[Tensor, Tensor, Tensor]:
+    if p.by_latent is None:
+        raise ValueError("the sparse backward needs a Pattern built with transpose=True")
+    return p.by_latent
+
+
 def _by_latent_sum(p: Pattern, weights: Tensor, dense: Tensor) -> Tensor:
     """out[i] = Σ_{entries e of latent i} weights[e] · dense[rows[e]]: (d_sae, dense.shape[1]).
 
     The sparse-transpose × dense product Gᵀ·dense, as one embedding_bag with a bag per latent.
     """
-    if p.by_latent is None:
-        raise ValueError("the sparse backward needs a Pattern built with transpose=True")
-    order, rows_by_latent, latent_offsets = p.by_latent
+    order, rows_by_latent, latent_offsets = _by_latent(p)
     return F.embedding_bag(
         rows_by_latent, dense, latent_offsets, mode="sum", per_sample_weights=weights[order]
     )
 
 
+def _by_latent_sum_t(p: Pattern, weights: Tensor, dense: Tensor) -> Tensor:
+    """`_by_latent_sum(p, weights, dense)` transposed, as a contiguous (dense.shape[1], d_sae).
+
+    On CPU it is built a block of latents at a time (`TRANSPOSE_BLOCK`), each block written into
+    its columns while still in cache: no (d_sae, dim) temporary, no slow whole-matrix transpose.
+    """
+    if dense.device.type != "cpu":
+        return _by_latent_sum(p, weights, dense).t().contiguous()
+    order, rows_by_latent, latent_offsets = _by_latent(p)
+    weights = weights[order]
+    starts = latent_offsets.tolist() + [len(order)]
+    out = dense.new_empty(dense.shape[1], p.d_sae)
+    step = max(1, TRANSPOSE_BLOCK // dense.shape[1])
+    for c0 in range(0, p.d_sae, step):
+        c1 = min(c0 + step, p.d_sae)
+        a, b = starts[c0], starts[c1]
+        offsets = latent_offsets[c0:c1] - a
+        block = F.embedding_bag(
+            rows_by_latent[a:b], dense, offsets, per_sample_weights=weights[a:b], mode="sum"
+        )
+        out[:, c0:c1].copy_(block.t())
+    return out
+
+
+def transposed(src: Tensor, dtype: torch.dtype | None = None) -> Tensor:
+    """src: (m, n) -> its transpose as a contiguous (n, m) tensor, in `dtype` (default src's).
+
+    On CPU the copy goes a block of source rows at a time (`TRANSPOSE_BLOCK`): 3x faster than
+    `.t().contiguous()` (4 vs 13 ms at 768 × 6144 fp32), whose strided writes miss the cache.
+    """
+    dtype = src.dtype if dtype is None else dtype
+    if src.device.type != "cpu":
+        return src.t().to(dtype).contiguous()
+    out = src.new_empty(src.shape[1], src.shape[0], dtype=dtype)
+    step = max(1, TRANSPOSE_BLOCK // src.shape[1])
+    for lo in range(0, src.shape[0], step):
+        out[:, lo : lo + step].copy_(src[lo : lo + step].t())
+    return out
+
+
+def exact_pre_activations(
+    x: Tensor, b_dec: Tensor, W_enc: Tensor, b_enc: Tensor, idx: Tensor
+) -> Tensor:
+    """z_pre[b, idx[b, j]] = (x[b] - b_dec) · W_enc[:, idx[b, j]] + b_enc[idx[b, j]], (batch, n).
+
+    One dot product per entry (embedding_bag's per-sample-weight backward kernel, over the rows
+    of a transposed copy of W_enc), no (batch, n, d_in) gather; b_dec enters as the per-latent
+    constant b_enc - b_dec W_enc, so no centred copy of x is made. In W_enc's dtype.
+    """
+    batch, n = idx.shape
+    cols = idx.reshape(-1)
+    rows = torch.arange(batch, device=idx.device).repeat_interleave(n)
+    offsets = torch.arange(0, batch * n, n, device=idx.device)
+    dots = torch.ops.aten._embedding_bag_per_sample_weights_backward(
+        x.to(W_enc.dtype).contiguous(), transposed(W_enc), cols, offsets, rows, 0, -1
+    )
+    bias = torch.addmv(b_enc, W_enc.t(), b_dec.to(W_enc.dtype), alpha=-1)
+    return (dots + bias[cols]).view(batch, n)
+
+
+def _topk_matmul(x: Tensor, b_dec: Tensor, W: Tensor, b: Tensor, n: int, sorted: bool):
+    """Top n per row of (x - b_dec) W + b, computed in W's dtype; in row chunks on CPU, where
+    each chunk's centred input and pre-activations are cache-sized temporaries."""
+    batch, d_sae = x.shape[0], W.shape[1]
+    rows = max(1, CHUNK_ELEMENTS // d_sae) if x.device.type == "cpu" else batch
+    if rows >= batch:
+        z_pre = torch.addmm(b, (x - b_dec).to(W.dtype), W)
+        return (*z_pre.topk(n, dim=-1, sorted=sorted), z_pre)
+    values = W.new_empty(batch, n)
+    idx = torch.empty(batch, n, dtype=torch.long, device=x.device)
+    chunk = W.new_empty(rows, d_sae)
+    for lo in range(0, batch, rows):
+        hi = min(lo + rows, batch)
+        x_c = (x[lo:hi] - b_dec).to(W.dtype)
+        z = torch.addmm(b, x_c, W, out=chunk[: hi - lo])
+        torch.topk(z, n, dim=-1, sorted=sorted, out=(values[lo:hi], idx[lo:hi]))
+    return values, idx, None
+
+
 @torch.no_grad()
 def topk_pre_activations(
-    x_c: Tensor, W_enc: Tensor, b_enc: Tensor, k: int, sorted: bool = False
+    x: Tensor,
+    b_dec: Tensor,
+    W_enc: Tensor,
+    b_enc: Tensor,
+    k: int,
+    sorted: bool = False,
+    dtype: torch.dtype | None = None,
 ) -> tuple[Tensor, Tensor, Tensor | None]:
-    """The k largest of z_pre = x_c W_enc + b_enc per sample, without autograd.
+    """The k largest of z_pre = (x - b_dec) W_enc + b_enc per sample, without autograd.
+
+    With a `dtype` (bf16) lower than W_enc's, the matmul in that dtype only shortlists
+    candidates: each sample's top k + `RERANK_MARGIN` (at least; k/4 for large k) of the bf16
+    z_pre are recomputed in W_enc's precision by `exact_pre_activations`, and the top k of those
+    are returned. That is the exact top-k, values included, unless more than the margin entries
+    sit within bf16 rounding (~0.4 %) of the k-th value. Without it, bf16 rounding alone swaps
+    near-tied latents in and out of the code, and the training loss drifts from an fp32 run
+    (~1e-3 after 30 steps, as much as with dense bf16 autocast).
 
     Args:
-        x_c: (batch, d_in) centred encoder input, in the dtype the matmul runs in.
-        W_enc: (d_in, d_sae) encoder weight (cast to x_c's dtype).
+        x: (batch, d_in) encoder input, before subtracting b_dec.
+        b_dec: (d_in,) decoder bias.
+        W_enc: (d_in, d_sae) encoder weight.
         b_enc: (d_sae,) encoder bias.
         k: entries kept per sample.
         sorted: return each sample's entries in descending order.
+        dtype: the dtype the matmul runs in (default W_enc's).
 
     Returns:
-        (values (batch, k), latent indices (batch, k), z_pre): z_pre (batch, d_sae) when it was
-        computed in one piece (off CPU, or a batch within one chunk), else None.
+        (values (batch, k) in W_enc's dtype, latent indices (batch, k), z_pre): z_pre
+        (batch, d_sae) in `dtype` when computed in one piece (off CPU), else None.
     """
-    batch, d_sae = x_c.shape[0], W_enc.shape[1]
-    W, b = W_enc.to(x_c.dtype), b_enc.to(x_c.dtype)
-    rows = max(1, CHUNK_ELEMENTS // d_sae) if x_c.device.type == "cpu" else batch
-    with torch.autocast(x_c.device.type, enabled=False):
-        if rows >= batch:
-            z_pre = torch.addmm(b, x_c, W)
-            values, idx = z_pre.topk(k, dim=-1, sorted=sorted)
-            return values, idx, z_pre
-        values = x_c.new_empty(batch, k)
-        idx = torch.empty(batch, k, dtype=torch.long, device=x_c.device)
-        chunk = x_c.new_empty(rows, d_sae)
-        for lo in range(0, batch, rows):
-            hi = min(lo + rows, batch)
-            z = torch.addmm(b, x_c[lo:hi], W, out=chunk[: hi - lo])
-            torch.topk(z, k, dim=-1, sorted=sorted, out=(values[lo:hi], idx[lo:hi]))
-    return values, idx, None
+    dtype = W_enc.dtype if dtype is None else dtype
+    with torch.autocast(x.device.type, enabled=False):
+        if dtype == W_enc.dtype:
+            return _topk_matmul(x, b_dec, W_enc, b_enc, k, sorted)
+        n = min(W_enc.shape[1], k + max(RERANK_MARGIN, k // 4))
+        low = (W_enc.to(dtype), b_enc.to(dtype))
+        _, idx, z_pre = _topk_matmul(x, b_dec, *low, n, sorted)
+        del low  # the bf16 weights go before the transposed fp32 W_enc of the re-ranking
+        exact = exact_pre_activations(x, b_dec, W_enc, b_enc, idx)
+        values, pos = exact.topk(k, dim=-1, sorted=sorted)
+    return values, idx.gather(1, pos), z_pre
 
 
 class _SelectLinear(torch.autograd.Function):
@@ -172,39 +275,38 @@ class _SelectLinear(torch.autograd.Function):
     The forward values come in precomputed (`z_sel`, read from the pre-activations that were
     needed anyway to choose the pattern), so the forward pass does no work. b_dec is an input of
     its own because its gradient, -Σ_b dL/dx_c[b] = -W_enc · dL/db_enc, is a mat-vec, while the
-    gradient w.r.t. x would be an embedding_bag over W_encᵀ (only run if x requires grad).
-    `x_c` = (x - b_dec) in z_sel's dtype, if the caller already has it.
+    gradient w.r.t. x would be an embedding_bag over W_encᵀ (only run if x requires grad). The
+    W_enc gradient is taken over the rows of x itself, minus b_dec ⊗ dL/db_enc, so no centred
+    copy of the batch is made.
     """
 
     @staticmethod
-    def forward(ctx, x, b_dec, W_enc, b_enc, z_sel, p, x_c=None):  # type: ignore[override]
+    def forward(ctx, x, b_dec, W_enc, b_enc, z_sel, p):  # type: ignore[override]
         ctx.p = p
-        if x_c is None:
-            x_c = (x - b_dec).to(z_sel.dtype)
-        ctx.save_for_backward(x_c, W_enc, b_enc, b_dec)
+        ctx.save_for_backward(x, W_enc, b_enc, b_dec)
         return z_sel.clone()
 
     @staticmethod
     def backward(ctx, grad: Tensor):  # type: ignore[override]
-        x_c, W_enc, b_enc, b_dec = ctx.saved_tensors
+        x, W_enc, b_enc, b_dec = ctx.saved_tensors
         p: Pattern = ctx.p
-        grad = grad.to(x_c.dtype)
         grad_x = grad_b_dec = grad_W = grad_b = None
         with torch.autocast(grad.device.type, enabled=False):
             if ctx.needs_input_grad[0]:
-                W_t = W_enc.t().to(x_c.dtype).contiguous()
+                W_t = transposed(W_enc, grad.dtype)
                 grad_x = F.embedding_bag(
                     p.cols, W_t, p.offsets, mode="sum", per_sample_weights=grad
-                )
+                ).to(x.dtype)
+            grad_b = torch.zeros_like(b_enc).index_add_(0, p.cols, grad.to(b_enc.dtype))
             if ctx.needs_input_grad[2]:
-                # .t() of the (d_sae, d_in) product has W_enc's column-major strides (see
-                # SAE.__init__), so autograd takes it as the gradient without a copy.
-                grad_W = _by_latent_sum(p, grad, x_c).t().to(W_enc.dtype)
-            if ctx.needs_input_grad[1] or ctx.needs_input_grad[3]:
-                grad_b = torch.zeros_like(b_enc).index_add_(0, p.cols, grad.to(b_enc.dtype))
-                if ctx.needs_input_grad[1]:
-                    grad_b_dec = -(W_enc @ grad_b).to(b_dec.dtype)
-        return grad_x, grad_b_dec, grad_W, grad_b, None, None, None
+                # Σ_e g_e (x[row_e] - b_dec) = Σ_e g_e x[row_e] - b_dec · dL/db_enc per latent.
+                grad_W = _by_latent_sum_t(p, grad, x.to(grad.dtype)).to(W_enc.dtype)
+                grad_W.addr_(b_dec.to(W_enc.dtype), grad_b, alpha=-1)
+            if ctx.needs_input_grad[1]:
+                grad_b_dec = -(W_enc @ grad_b).to(b_dec.dtype)
+            if not ctx.needs_input_grad[3]:
+                grad_b = None
+        return grad_x, grad_b_dec, grad_W, grad_b, None, None
 
 
 class _SparseDecode(torch.autograd.Function):
@@ -251,7 +353,6 @@ def gather_codes(
     b_dec: Tensor,
     W_enc: Tensor,
     b_enc: Tensor,
-    x_c: Tensor | None = None,
 ) -> Tensor:
     """ReLU(z_pre) at the pattern's entries, (nnz,), differentiable w.r.t. the encoder.
 
@@ -264,11 +365,10 @@ def gather_codes(
         b_dec: (d_in,) decoder bias.
         W_enc: (d_in, d_sae) encoder weight.
         b_enc: (d_sae,) encoder bias.
-        x_c: optional (x - b_dec) in z_pre's dtype, if already computed.
     """
     if sparse:
         z_sel = torch.take(z_pre.detach(), p.flat)
-        return F.relu(_SelectLinear.apply(x, b_dec, W_enc, b_enc, z_sel, p, x_c))
+        return F.relu(_SelectLinear.apply(x, b_dec, W_enc, b_enc, z_sel, p))
     return F.relu(torch.take(z_pre, p.flat))
 
 
@@ -286,15 +386,14 @@ def sparse_topk_codes(
         sorted: order each sample's entries by decreasing pre-activation.
 
     Returns:
-        (vals (batch·k,) differentiable w.r.t. the encoder, idx (batch, k), the Pattern ready
-        for the sparse backward, z_pre (batch, d_sae) without grad or None: see
-        `topk_pre_activations`).
+        (vals (batch·k,) differentiable w.r.t. the encoder, in W_enc's dtype; idx (batch, k);
+        the Pattern, ready for the sparse backward; z_pre (batch, d_sae) without grad, or None:
+        see `topk_pre_activations`).
     """
-    with torch.no_grad():
-        x_c = (x - b_dec).to(compute_dtype(W_enc))
-    top, idx, z_pre = topk_pre_activations(x_c, W_enc, b_enc, k, sorted)
+    dtype = compute_dtype(W_enc)
+    top, idx, z_pre = topk_pre_activations(x, b_dec, W_enc, b_enc, k, sorted, dtype)
     p = pattern_from_topk(idx, W_enc.shape[1], transpose=True)
-    vals = F.relu(_SelectLinear.apply(x, b_dec, W_enc, b_enc, top.view(-1), p, x_c))
+    vals = F.relu(_SelectLinear.apply(x, b_dec, W_enc, b_enc, top.reshape(-1), p))
     return vals, idx, p, z_pre
 
 

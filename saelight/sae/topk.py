@@ -159,7 +159,7 @@ class TopKSAE(SAE):
             aux_k: dead latents used by the AuxK loss (Gao et al. use 512 at d_sae 2^15+).
             aux_k_coefficient: AuxK weight α (Gao et al.: 1/32); 0 disables AuxK.
             sparse: sparse decoder and sparse backward (saelight.sae.sparse_ops); None = auto,
-                on when k / d_sae <= `SPARSE_AUTO_MAX_DENSITY` (1/32).
+                on when k / d_sae <= `SPARSE_AUTO_MAX_DENSITY` (1/64).
             **kwargs: the common switches of `SAE` (decoder_bias, unit_norm_decoder,
                 encoder_init_from_decoder, b_dec_init, normalize_input).
         """
