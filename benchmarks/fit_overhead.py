@@ -27,7 +27,7 @@ import lightning as L
 import torch
 import torch.nn.functional as F
 from random_cache import write_random_cache
-from steps import load_average
+from steps import add_shape_args, load_average
 
 from saelight.data.batches import CachedBatches, ResumableLoader
 from saelight.module import SAEModule, prefer_fused
@@ -127,10 +127,7 @@ def hand_run(reader, args: argparse.Namespace) -> dict[str, float]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--d_in", type=int, default=768)
-    parser.add_argument("--d_sae", type=int, default=6144)
-    parser.add_argument("--k", type=int, default=32)
-    parser.add_argument("--batch", type=int, default=4096)
+    add_shape_args(parser)
     parser.add_argument("--rows", type=int, default=4096 * 24)
     parser.add_argument("--buffer_rows", type=int, default=1 << 15)
     parser.add_argument("--warmup", type=int, default=3)

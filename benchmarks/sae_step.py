@@ -22,6 +22,7 @@ import torch
 import torch.nn.functional as F
 from steps import (
     PlainTopK,
+    add_shape_args,
     load_average,
     measure,
     plain_step,
@@ -111,10 +112,7 @@ def profile(args: argparse.Namespace, data: list[torch.Tensor], top: int = 15) -
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--d_in", type=int, default=768)
-    parser.add_argument("--d_sae", type=int, default=6144)
-    parser.add_argument("--k", type=int, default=32)
-    parser.add_argument("--batch", type=int, default=4096)
+    add_shape_args(parser)
     parser.add_argument("--steps", type=int, default=3)
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--warmup", type=int, default=2)

@@ -77,11 +77,10 @@ def child(config: str, d_in: int, d_sae: int, k: int, batch: int, steps: int) ->
 
 
 def main() -> None:
+    from steps import add_shape_args
+
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--d_in", type=int, default=768)
-    parser.add_argument("--d_sae", type=int, default=6144)
-    parser.add_argument("--k", type=int, default=32)
-    parser.add_argument("--batch", type=int, default=4096)
+    add_shape_args(parser)
     parser.add_argument("--steps", type=int, default=3)
     parser.add_argument("--child", choices=CONFIGS)
     args = parser.parse_args()

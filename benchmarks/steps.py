@@ -7,6 +7,7 @@ unit-norm decoder handling (parallel-gradient removal, row renormalisation) when
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import statistics
 import time
@@ -161,3 +162,11 @@ def load_average() -> list[float]:
             return [float(v) for v in f.read().split()[:3]]
     except OSError:
         return []
+
+
+def add_shape_args(parser: argparse.ArgumentParser) -> None:
+    """The issue's benchmark shape (d_in 768, d_sae 6144, k 32, batch 4096), defined once."""
+    parser.add_argument("--d_in", type=int, default=768)
+    parser.add_argument("--d_sae", type=int, default=6144)
+    parser.add_argument("--k", type=int, default=32)
+    parser.add_argument("--batch", type=int, default=4096)

@@ -91,6 +91,9 @@ class SAEModule(L.LightningModule):
                 f"since_fired_{e.key}", torch.zeros(self.saes[e.key].d_sae, dtype=torch.long)
             )
         self.register_buffer("nonfinite_rows", torch.zeros((), dtype=torch.long))
+        # Per SAE, the last validation epoch's (per-latent firing density, per-row L0 counts),
+        # synced across ranks by their metrics; read by the FeatureHistograms callback.
+        self.val_distributions: dict[str, tuple[Tensor, Tensor]] = {}
         self.val_metrics = nn.ModuleDict(
             {e.key: self._metric_set(self.saes[e.key]) for e in self.grid}
         )
@@ -233,6 +236,7 @@ class SAEModule(L.LightningModule):
             density = metrics["density"].compute()
             logs[f"{e.prefix}/val/dead_fraction"] = density["dead_fraction"]
             logs[f"{e.prefix}/val/dense_fraction"] = density["dense_fraction"]
+            self.val_distributions[e.key] = (density["density"], metrics["l0"].histogram())
             for metric in metrics.values():
                 metric.reset()
         logs["val/mse_mean"] = torch.stack(

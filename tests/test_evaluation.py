@@ -16,12 +16,17 @@ def make_splits(seed: int = 0, n: int = 60, dim: int = 8) -> dict[str, SplitData
         vowel = rng.choice(["a", "i"], n)
         x = rng.normal(size=(n, dim)).astype(np.float32)
         x[:, 0] += np.where(vowel == "a", 3.0, -3.0)
-        meta = pd.DataFrame({
-            "clip_id": [f"{split}{j}" for j in range(n)], "split": split, "crop": np.arange(n) % 2,
-            "label_vowel": vowel, "label_singer": f"s{i}",
-            "factor_f0": x[:, 0] * 2 + rng.normal(scale=0.1, size=n),
-            "factor_noise": rng.normal(size=n),
-        })
+        meta = pd.DataFrame(
+            {
+                "clip_id": [f"{split}{j}" for j in range(n)],
+                "split": split,
+                "crop": np.arange(n) % 2,
+                "label_vowel": vowel,
+                "label_singer": f"s{i}",
+                "factor_f0": x[:, 0] * 2 + rng.normal(scale=0.1, size=n),
+                "factor_noise": rng.normal(size=n),
+            }
+        )
         splits[split] = SplitData(x, meta)
     return splits
 

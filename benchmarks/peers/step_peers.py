@@ -34,6 +34,7 @@ sys.path[:0] = [str(HERE.parent.parent), str(HERE.parent)]
 from steps import (  # noqa: E402
     PlainTopK,
     Step,
+    add_shape_args,
     load_average,
     measure,
     plain_step,
@@ -97,10 +98,7 @@ def saelens_step(args: argparse.Namespace, data: list[torch.Tensor], bf16: bool)
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--d_in", type=int, default=768)
-    parser.add_argument("--d_sae", type=int, default=6144)
-    parser.add_argument("--k", type=int, default=32)
-    parser.add_argument("--batch", type=int, default=4096)
+    add_shape_args(parser)
     parser.add_argument("--steps", type=int, default=3)
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--warmup", type=int, default=2)
