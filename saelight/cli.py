@@ -59,13 +59,13 @@ def cache_command(args: list[str]) -> None:
 
 
 def report_command(args: list[str]) -> None:
-    from saelight.report import main as report_main
+    from saelight.report.build import main as report_main
 
     report_main(args)
 
 
 def layer_sweep_command(args: list[str]) -> None:
-    from saelight.layer_sweep import main as layer_sweep_main
+    from saelight.evaluation.layer_sweep import main as layer_sweep_main
 
     layer_sweep_main(args)
 

@@ -4,7 +4,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from saelight.evaluation import EvalOptions, SplitData, _probe_splits, evaluate_layer, probe_labels
+from saelight.evaluation.layer import (
+    EvalOptions,
+    SplitData,
+    _probe_splits,
+    evaluate_layer,
+    probe_labels,
+)
 from saelight.sae import TopKSAE
 
 

@@ -22,6 +22,7 @@ import pandas as pd
 import pytest
 
 import saelight.cache.format as fmt
+import saelight.io.atomic as atomic
 from saelight.cache import ActivationCache, CacheCorruptError, CacheReader
 from saelight.cli import main, make_cli
 
@@ -117,7 +118,7 @@ def test_disk_full_keeps_committed_shards_and_a_rerun_finishes(
             raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
         real_fsync(fd)
 
-    monkeypatch.setattr(fmt.os, "fsync", fill_up)
+    monkeypatch.setattr(atomic.os, "fsync", fill_up)
     cache = elsewhere(recipe, tmp_path / "c")
     with pytest.raises(OSError, match=r"clips \[5, 10\) .*No space left on device.*kept.*rerun"):
         cache.build(progress=False)

@@ -1,4 +1,4 @@
-"""`saelight.layer_sweep` on a tiny real cache (synthetic singing -> untrained 2-layer HuBERT)."""
+"""The layer sweep on a tiny real cache (synthetic singing -> untrained 2-layer HuBERT)."""
 
 import json
 
@@ -7,7 +7,7 @@ import pytest
 from saelight.audio import SyntheticSinging
 from saelight.backbones import UntrainedBackbone
 from saelight.cache.build import ActivationCache
-from saelight.layer_sweep import layer_sweep, main
+from saelight.evaluation.layer_sweep import layer_sweep, main
 
 
 @pytest.fixture(scope="module")

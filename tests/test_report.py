@@ -7,13 +7,13 @@ from typing import Any
 
 import pytest
 
-from saelight.report import main, write_report
-from saelight.report_claims import (
+from saelight.evaluation.results import write_results
+from saelight.report.build import main, write_report
+from saelight.report.claims import (
     completeness_claim,
     probe_accuracy_claim,
     reconstruction_claim,
 )
-from saelight.results import write_results
 
 LAYERS = (3, 12)
 SPARSITIES = (0.99, 0.75, 0.9)  # unsorted on purpose: tables and lines sort numerically

@@ -22,6 +22,8 @@ from saelight.cache.format import (
     FORMAT_VERSION,
     STORAGE_DTYPES,
     check_compatible,
+    factor_column,
+    label_column,
     part_name,
     read_manifest,
     write_manifest,
@@ -363,13 +365,13 @@ class ActivationCache:
             "start_s": seg[1] / sr,
             "end_s": seg[2] / sr,
         }
-        base.update({f"label_{k}": str(v) for k, v in clip.labels.items()})
-        base.update({f"factor_{k}": float(v) for k, v in clip.factors.items()})
+        base.update({label_column(k): str(v) for k, v in clip.labels.items()})
+        base.update({factor_column(k): float(v) for k, v in clip.factors.items()})
         if self.egemaps and clip.split == "test":
             from saelight.audio.egemaps import egemaps_functionals
 
             base.update(
-                {f"factor_egemaps_{k}": v for k, v in egemaps_functionals(wave, sr).items()}
+                {factor_column(f"egemaps_{k}"): v for k, v in egemaps_functionals(wave, sr).items()}
             )
         if self.pooling == "clip":
             return [{**base, "frame": -1}]

@@ -21,11 +21,12 @@ from __future__ import annotations
 import hashlib
 import io
 import json
-import os
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from saelight.io.atomic import atomic_write_bytes  # noqa: F401 (re-exported for cache modules)
 
 FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
@@ -61,22 +62,6 @@ def sha256_file(path: str | Path) -> str:
         while chunk := f.read(1 << 24):
             digest.update(chunk)
     return digest.hexdigest()
-
-
-def atomic_write_bytes(path: str | Path, data: bytes) -> None:
-    """Write a temp file in the same directory, fsync, rename: readers never see half a file."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    try:
-        with open(tmp, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
 
 
 def npy_bytes(array: np.ndarray) -> bytes:
@@ -159,3 +144,27 @@ def from_storage(array: np.ndarray, dtype: str) -> np.ndarray:
     if dtype == "bfloat16":
         return (array.astype(np.uint32) << 16).view(np.float32)
     return array.astype(np.float32, copy=False)
+
+
+LABEL_PREFIX = "label_"
+FACTOR_PREFIX = "factor_"
+
+
+def label_column(name: str) -> str:
+    """Row-metadata column of a categorical label (`technique` -> `label_technique`)."""
+    return LABEL_PREFIX + name
+
+
+def factor_column(name: str) -> str:
+    """Row-metadata column of a continuous factor (`f0_hz` -> `factor_f0_hz`)."""
+    return FACTOR_PREFIX + name
+
+
+def label_names(columns: Any) -> list[str]:
+    """Label names among metadata `columns`, in column order."""
+    return [c.removeprefix(LABEL_PREFIX) for c in columns if c.startswith(LABEL_PREFIX)]
+
+
+def factor_names(columns: Any) -> list[str]:
+    """Factor names among metadata `columns`, in column order."""
+    return [c.removeprefix(FACTOR_PREFIX) for c in columns if c.startswith(FACTOR_PREFIX)]

@@ -14,6 +14,7 @@ import torch
 from saelight.cache.format import (
     CacheCorruptError,
     from_storage,
+    label_names,
     layer_dir,
     read_manifest,
     sha256_file,
@@ -82,10 +83,7 @@ class CacheReader:
         return meta
 
     def label_names(self) -> list[str]:
-        return [c.removeprefix("label_") for c in self.metadata.columns if c.startswith("label_")]
-
-    def factor_names(self) -> list[str]:
-        return [c.removeprefix("factor_") for c in self.metadata.columns if c.startswith("factor_")]
+        return label_names(self.metadata.columns)
 
     def split_rows(self, split: str) -> np.ndarray:
         """Row indices of a split, sorted."""
@@ -133,9 +131,6 @@ class CacheReader:
                     gathered = np.take(block, local, axis=0, mode="clip")
                     buffer[li][sel] = from_storage(gathered, self.storage_dtype)
         return buffer.transpose(1, 0, 2)
-
-    def read_split(self, split: str, layers: list[int] | None = None) -> np.ndarray:
-        return self.read(self.split_rows(split), layers)
 
 
 def _gather_rows(block: np.ndarray, local: np.ndarray, out: np.ndarray, at: Any) -> None:

@@ -11,17 +11,18 @@ import lightning as L
 import numpy as np
 
 from saelight.callbacks.best_export import run_dir
-from saelight.evaluation import (
+from saelight.evaluation.layer import (
     SPLIT_NAMES,
     EvalOptions,
     SplitData,
     encode,
     evaluate_layer,
+    label_arrays,
     probe_labels,
     run_probe,
 )
+from saelight.evaluation.results import confusion_labels, probe_acc_key, write_results
 from saelight.module import SAEModule
-from saelight.results import write_results
 from saelight.sae.base import SAE
 
 log = logging.getLogger(__name__)
@@ -130,9 +131,9 @@ class SAEEvaluation(L.Callback):
                 labels = probe_labels(splits, self.opts.labels)
                 codes = {s: encode(pl_module.sae(e), splits[s].x) for s in SPLIT_NAMES}
                 for label in labels:
-                    y = {s: splits[s].meta[f"label_{label}"].to_numpy() for s in SPLIT_NAMES}
+                    y = label_arrays(splits, label)
                     result = run_probe("logistic", codes, y, self.opts.seed)
-                    metrics[f"{e.prefix}/val/probe_{label}_acc"] = result.val_accuracy
+                    metrics[f"{e.prefix}/val/{probe_acc_key(label)}"] = result.val_accuracy
             for logger in trainer.loggers:
                 logger.log_metrics(metrics, step=trainer.global_step)
         trainer.strategy.barrier()
@@ -161,7 +162,7 @@ class SAEEvaluation(L.Callback):
             self._log(trainer, rows)
             self._log_confusions(trainer, rows)
             if self.report:
-                from saelight.report import write_report
+                from saelight.report.build import write_report
 
                 write_report([out], out / "report", wandb_run=_wandb_run(trainer))
         trainer.strategy.barrier()
@@ -196,17 +197,16 @@ class SAEEvaluation(L.Callback):
         if run is None:
             return
         import wandb
-        from saelight.report_figures import confusion_figure, figure_rgba
+
+        from saelight.report.figures import confusion_figure, figure_rgba
 
         images = {}
         for row in rows:
-            for key in row:
-                if key.startswith("probe_") and key.endswith("_confusion"):
-                    label = key.removeprefix("probe_").removesuffix("_confusion")
-                    fig = confusion_figure(row, label)
-                    if fig is not None:
-                        name = f"L{row['layer']}/{row['name']}/test/confusion_{label}"
-                        images[name] = wandb.Image(figure_rgba(fig))
+            for label in confusion_labels(row):
+                fig = confusion_figure(row, label)
+                if fig is not None:
+                    name = f"L{row['layer']}/{row['name']}/test/confusion_{label}"
+                    images[name] = wandb.Image(figure_rgba(fig))
         run.log(images)
 
     @staticmethod

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import lightning as L
-import numpy as np
 
+from saelight.audio.base import SPLITS
 from saelight.cache.build import ActivationCache
 from saelight.cache.reader import CacheReader
 from saelight.data.batches import CachedBatches, ResumableLoader, rank_and_world
@@ -62,7 +62,7 @@ class ActivationDataModule(L.LightningDataModule):
         if self.reader is None:
             self.cache.build()
             self.reader = self.cache.open(verify=self.verify_checksums)
-        for split in ("train", "val", "test"):
+        for split in SPLITS:
             if stage in (None, "fit") and split == "test":
                 continue
             if stage in ("validate",) and split != "val" or stage == "test" and split != "test":
@@ -104,9 +104,3 @@ class ActivationDataModule(L.LightningDataModule):
 
     def test_dataloader(self) -> ResumableLoader:
         return self._loader("test", train=False)
-
-    def split_arrays(self, split: str) -> tuple[np.ndarray, np.ndarray]:
-        """(rows, activations (n, n_layers, dim)) of a whole split, for evaluation callbacks."""
-        assert self.reader is not None, "call setup() first"
-        rows = self.reader.split_rows(split)
-        return rows, self.reader.read(rows)

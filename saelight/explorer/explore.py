@@ -25,6 +25,7 @@ import pandas as pd
 import torch
 
 from saelight.audio.base import AudioSource
+from saelight.cache.format import factor_column, factor_names, label_column, label_names
 from saelight.cache.reader import CacheReader
 from saelight.explorer.audio import write_snippets
 from saelight.explorer.html import write_page
@@ -94,7 +95,8 @@ def analyse(summary: CodeSummary, meta: pd.DataFrame) -> Analysis:
     valid = summary.top_values > 0
     top_cols = np.broadcast_to(np.arange(summary.d_sae), summary.top_positions.shape)[valid]
     labels: dict[str, LabelStats] = {}
-    for column in (c for c in meta.columns if c.startswith("label_")):
+    for name in label_names(meta.columns):
+        column = label_column(name)
         values, y = np.unique(meta[column].astype(str).to_numpy(), return_inverse=True)
         k = len(values)
         auroc, fires_in = label_auroc(codes, y, k, ranks)
@@ -102,15 +104,12 @@ def analyse(summary: CodeSummary, meta: pd.DataFrame) -> Analysis:
             precision = fires_in / summary.fires[:, None]
         key = top_cols * k + y[summary.top_positions[valid]]
         top_counts = np.bincount(key, minlength=summary.d_sae * k).reshape(summary.d_sae, k)
-        labels[column.removeprefix("label_")] = LabelStats(
-            list(values), auroc, precision, top_counts
-        )
-    factor_columns = [c for c in meta.columns if c.startswith("factor_")]
+        labels[name] = LabelStats(list(values), auroc, precision, top_counts)
+    names = factor_names(meta.columns)
+    factor_columns = [factor_column(n) for n in names]
     factors = meta[factor_columns].to_numpy(dtype=np.float64).reshape(len(meta), -1)
     pearson, spearman = factor_correlations(codes, factors, ranks)
-    return Analysis(
-        summary, labels, [c.removeprefix("factor_") for c in factor_columns], pearson, spearman
-    )
+    return Analysis(summary, labels, names, pearson, spearman)
 
 
 def _num(x: float, digits: int = 4) -> float | None:
@@ -265,7 +264,7 @@ def _row_info(
     meta: pd.DataFrame, positions: np.ndarray, audio: dict[int, str]
 ) -> dict[int, dict[str, Any]]:
     """{stream position: the row's clip, time span, labels and audio snippet}."""
-    labels = [c for c in meta.columns if c.startswith("label_")]
+    labels = label_names(meta.columns)
     sub = meta.iloc[positions]
     info = {}
     for p, r in zip(positions, sub.to_dict("records"), strict=True):
@@ -276,7 +275,7 @@ def _row_info(
             "end_s": _num(r["end_s"], 6),
             "frame": int(r["frame"]),
             "audio": audio.get(int(r["row"])),
-            "labels": {c.removeprefix("label_"): str(r[c]) for c in labels},
+            "labels": {n: str(r[label_column(n)]) for n in labels},
         }
     return info
 

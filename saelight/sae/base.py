@@ -11,15 +11,15 @@ from __future__ import annotations
 import inspect
 import json
 import math
-import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, ClassVar, Literal, NamedTuple
 
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file, save
 from torch import Tensor, nn
 
+from saelight.io.atomic import atomic_write_bytes, atomic_write_text
 from saelight.sae.sparse_ops import SparseCodes
 
 CFG_FILE = "cfg.json"
@@ -285,12 +285,8 @@ class SAE(nn.Module):
         tensors = {n: t.to("cpu").contiguous() for n, t in self.export_state().items()}
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
-        tmp = directory / f".{WEIGHTS_FILE}.{os.getpid()}.tmp"
-        save_file(tensors, str(tmp))
-        os.replace(tmp, directory / WEIGHTS_FILE)
-        tmp = directory / f".{CFG_FILE}.{os.getpid()}.tmp"
-        tmp.write_text(json.dumps(cfg, indent=2) + "\n")
-        os.replace(tmp, directory / CFG_FILE)
+        atomic_write_bytes(directory / WEIGHTS_FILE, save(tensors))
+        atomic_write_text(directory / CFG_FILE, json.dumps(cfg, indent=2) + "\n")
 
     @classmethod
     def from_pretrained(cls, directory: str | Path, device: str | torch.device = "cpu") -> SAE:

@@ -10,6 +10,7 @@ import pytest
 import torch
 
 import saelight.cache.format as fmt
+import saelight.io.atomic as atomic
 from saelight.cache import CacheCorruptError, CacheMismatchError
 
 
@@ -22,7 +23,7 @@ def test_failed_atomic_write_keeps_the_old_file_and_no_temp(
     def full(fd: int) -> None:
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
 
-    monkeypatch.setattr(fmt.os, "fsync", full)
+    monkeypatch.setattr(atomic.os, "fsync", full)
     with pytest.raises(OSError, match="No space left"):
         fmt.atomic_write_bytes(target, b"new")
     assert target.read_bytes() == b"old" and [p.name for p in tmp_path.iterdir()] == ["f.bin"]

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 import saelight.cache.format as fmt
+import saelight.io.atomic as atomic
 from saelight.cache.format import part_name, sha256_file
 from saelight.cache.writer import ShardWriter
 
@@ -60,7 +61,7 @@ def test_disk_full_keeps_every_committed_shard(
     def full(fd: int) -> None:
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
 
-    monkeypatch.setattr(fmt.os, "fsync", full)
+    monkeypatch.setattr(atomic.os, "fsync", full)
     add_clip(w, 1)
     message = r"clips \[1, 2\) .*No space left on device.*committed before are kept.*rerun"
     with pytest.raises(OSError, match=message):

@@ -6,14 +6,13 @@ probes the chosen label on each cached layer (train fits, val selects, test scor
 `layer_sweep_<label>.json` plus `layer_sweep_<label>.png` (accuracy vs layer), and prints a table:
 
     saelight cache --config configs/layer_sweep_hubert.yaml --data.cache.source.init_args.root DIR
-    python -m saelight.layer_sweep --cache runs/layer_sweep/hubert/cache --label technique
+    saelight layer-sweep --cache runs/layer_sweep/hubert/cache --label technique
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import os
 from pathlib import Path
 from typing import Any, Literal
 
@@ -21,10 +20,11 @@ import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
+from saelight.audio.base import SPLITS
+from saelight.cache.format import label_column
 from saelight.cache.reader import CacheReader
+from saelight.io.atomic import atomic_write_text
 from saelight.metrics.probe import ProbeResult, linear_probe, logistic_probe
-
-SPLITS = ("train", "val", "test")
 
 
 def split_rows(reader: CacheReader, max_rows: int | None, seed: int) -> dict[str, np.ndarray]:
@@ -89,7 +89,7 @@ def layer_sweep(
     if missing:
         raise ValueError(f"layers {missing} are not cached in {cache}; cached: {reader.layers}")
     rows = split_rows(reader, max_rows, seed)
-    labels = reader.metadata[f"label_{label}"].to_numpy()
+    labels = reader.metadata[label_column(label)].to_numpy()
     y = {s: labels[rows[s]] for s in SPLITS}
     results = []
     for layer in layers:
@@ -168,9 +168,7 @@ def main(args: list[str]) -> None:
         "max_rows": ns.max_rows,
         "layers": results,
     }
-    tmp = out / f".{stem}.json.{os.getpid()}.tmp"
-    tmp.write_text(json.dumps(payload, indent=1))
-    os.replace(tmp, out / f"{stem}.json")
+    atomic_write_text(out / f"{stem}.json", json.dumps(payload, indent=1))
     title = f"{Path(str(backbone.get('model', ''))).name}: dense {ns.label} probe ({ns.probe})"
     sweep_figure(results, ns.label, title).savefig(out / f"{stem}.png", dpi=120)
     print(format_table(results))

@@ -1,6 +1,7 @@
 """`saelight report RUN_DIR [RUN_DIR ...] [--out DIR] [--wandb]`: the paper's tables and figures.
 
-Reads `results/results.json` of each run (see `saelight.results`) and merges their rows, so a W&B
+Reads `results/results.json` of each run (see `saelight.evaluation.results`) and merges their
+rows, so a W&B
 sweep (one run per layer × sparsity) gives the same report as one in-process grid: dense rows
 repeated by several runs are kept once, a duplicated SAE keeps its first run's row, and a directory
 without results (an unfinished run) is skipped; each case is listed under Notes. Rows are told
@@ -8,7 +9,7 @@ apart by (model, layer, name), where model is the backbone's hub id (plus "(fram
 frame-level runs), so runs of several backbones share one report.
 
 Writes `report.md` (Markdown tables, with the verdict of each of the paper's three claims, see
-`saelight.report_claims`) and one PNG per figure of `saelight.report_figures`.
+`saelight.report.claims`) and one PNG per figure of `saelight.report.figures`.
 """
 
 from __future__ import annotations
@@ -21,17 +22,20 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from saelight.report_claims import (
-    Claim,
+from saelight.evaluation.results import (
     Row,
-    check_claims,
-    claim_line,
+    completeness_key,
     group_rows,
+    is_dense,
+    ksparse_acc_key,
+    probe_acc_key,
     probed_labels,
+    read_results,
     sparsity_key,
 )
-from saelight.report_figures import figure_rgba, make_figures
-from saelight.results import read_results
+from saelight.io.atomic import atomic_write_text
+from saelight.report.claims import Claim, check_claims, claim_line
+from saelight.report.figures import figure_rgba, make_figures
 
 log = logging.getLogger(__name__)
 REPORT_FILE = "report.md"
@@ -97,19 +101,19 @@ RECONSTRUCTION = (
 )
 DISENTANGLEMENT = (
     Spec("r2", "Lasso R², top-10 factors (mean ± std)", "r2_mean", "{:.3f}", std_key="r2_std"),
-    Spec("completeness", "Completeness, paper's K (mean ± std)", "completeness_mean", "{:.3f}",
-         std_key="completeness_std"),
-    Spec("completeness_kfair", "Completeness, K-fair (mean ± std)", "completeness_kfair_mean",
-         "{:.3f}", std_key="completeness_kfair_std"),
+    Spec("completeness", "Completeness, paper's K (mean ± std)", completeness_key("paper"),
+         "{:.3f}", std_key=completeness_key("paper", "std")),
+    Spec("completeness_kfair", "Completeness, K-fair (mean ± std)", completeness_key("kfair"),
+         "{:.3f}", std_key=completeness_key("kfair", "std")),
 )
 
 
 def probe_specs(label: str) -> tuple[Spec, Spec]:
     """Accuracy tables of one label, as percentages with 2 decimals (0.8025 -> 80.25)."""
     return (
-        Spec(f"probe_{label}", f"{label}: test accuracy (%)", f"probe_{label}_acc", "{:.2f}",
+        Spec(f"probe_{label}", f"{label}: test accuracy (%)", probe_acc_key(label), "{:.2f}",
              scale=100.0),
-        Spec(f"ksparse_{label}", f"{label}: k-sparse probe accuracy (%)", f"ksparse_{label}_acc",
+        Spec(f"ksparse_{label}", f"{label}: k-sparse probe accuracy (%)", ksparse_acc_key(label),
              "{:.2f}", scale=100.0),
     )
 # fmt: on
@@ -161,7 +165,7 @@ def load_rows(run_dirs: list[str | Path]) -> tuple[list[Row], list[str], list[st
             key = (model, int(row["layer"]), str(row["name"]))
             if key not in rows:
                 rows[key], origin[key] = row, str(run_dir)
-            elif row.get("kind") != "dense" or _differs(rows[key], row):
+            elif not is_dense(row) or _differs(rows[key], row):
                 notes.append(
                     f"{row['name']} of {model} L{row['layer']} appears in `{origin[key]}` "
                     f"and `{run_dir}` with {'different' if _differs(rows[key], row) else 'equal'}"
@@ -188,7 +192,7 @@ def _sae_columns(rows: list[Row]) -> list[tuple[str, str]]:
     """(SAE name, column header) sorted by sparsity: '75 %', or 'topk 75 %' with several
     architectures, or the name when sparsities collide."""
     saes = sorted(
-        (r for r in rows if r.get("kind") != "dense"),
+        (r for r in rows if not is_dense(r)),
         key=lambda r: (sparsity_key(r), str(r.get("architecture", ""))),
     )
     archs = {r.get("architecture") for r in saes}
@@ -345,7 +349,7 @@ def write_report(
         wandb_run: a W&B run to also log the figures and tables to.
         label: label of claim 1.
         figures: draw the PNG figures (and log them to W&B).
-        **thresholds: claim thresholds (see `saelight.report_claims.check_claims`).
+        **thresholds: claim thresholds (see `saelight.report.claims.check_claims`).
     """
     if not run_dirs:
         raise ValueError("give at least one run directory")
@@ -359,9 +363,7 @@ def write_report(
         fig.savefig(out / f"{name}.png", dpi=120)
     text = render(rows, claims, sections, list(drawn), runs, notes, label)
     path = out / REPORT_FILE
-    tmp = path.with_name(f".{REPORT_FILE}.{os.getpid()}.tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
+    atomic_write_text(path, text)
     if wandb_run is not None:
         log_to_wandb(wandb_run, drawn, [t for s in sections for t in s.tables], rows)
     return path

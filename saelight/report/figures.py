@@ -15,7 +15,17 @@ from matplotlib.axes import Axes
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from saelight.report_claims import GroupKey, Row, group_rows, probed_labels, where
+from saelight.evaluation.results import (
+    GroupKey,
+    Row,
+    completeness_key,
+    group_rows,
+    probe_acc_key,
+    probe_classes_key,
+    probe_confusion_key,
+    probed_labels,
+    where,
+)
 
 # eGeMAPSv02 functional names (and the synthetic source's factor names) -> factor family. The first
 # matching pattern wins: "F1amplitudeLogRelF0" is a formant and "logRelF0-H1-H2" voice quality,
@@ -80,7 +90,7 @@ def _lines(
 def accuracy_figure(rows: list[Row], label: str) -> Figure | None:
     """Test accuracy of the `label` probe vs sparsity, per layer, dense dashed."""
     fig, (ax,) = _figure()
-    if not _lines(ax, group_rows(rows), f"probe_{label}_acc", scale=100.0):
+    if not _lines(ax, group_rows(rows), probe_acc_key(label), scale=100.0):
         return None
     ax.set_ylabel(f"{label} probe accuracy (%)")
     ax.set_title(f"Probe accuracy: {label}")
@@ -107,7 +117,10 @@ def completeness_figure(rows: list[Row]) -> Figure | None:
     drawn = False
     groups = group_rows(rows)
     for ax, key, title in zip(
-        axes, ("completeness_mean", "completeness_kfair_mean"), ("paper's K", "K-fair"), strict=True
+        axes,
+        (completeness_key("paper"), completeness_key("kfair")),
+        ("paper's K", "K-fair"),
+        strict=True,
     ):
         if _lines(ax, groups, key):
             drawn = True
@@ -175,7 +188,7 @@ def make_figures(rows: list[Row]) -> dict[str, Figure]:
 
 def confusion_figure(row: Row, label: str) -> Figure | None:
     """Row-normalised test confusion matrix of the `label` probe of one result row."""
-    counts, classes = row.get(f"probe_{label}_confusion"), row.get(f"probe_{label}_classes")
+    counts, classes = row.get(probe_confusion_key(label)), row.get(probe_classes_key(label))
     if counts is None or classes is None:
         return None
     m = np.asarray(counts, dtype=float)
@@ -187,6 +200,6 @@ def confusion_figure(row: Row, label: str) -> Figure | None:
     ax.set_xlabel("predicted")
     ax.set_ylabel("true")
     ax.set_title(
-        f"L{row['layer']} {row['name']}: {label} ({100 * row[f'probe_{label}_acc']:.1f} %)"
+        f"L{row['layer']} {row['name']}: {label} ({100 * row[probe_acc_key(label)]:.1f} %)"
     )
     return fig

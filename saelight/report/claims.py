@@ -6,8 +6,8 @@
 3. SAE codes are more disentangled than the dense activations: higher completeness (the paper's
    number, and the K-fair variant that removes the 2048-vs-768 log K effect).
 
-Every check takes the rows of `saelight.results` (one per SAE and one "dense" row per layer; an
-optional `model` key tells backbones apart when runs are merged) and returns a `Claim`:
+Every check takes the rows of `saelight.evaluation.results` (one per SAE and one "dense" row per
+layer; an optional `model` key tells backbones apart when runs are merged) and returns a `Claim`:
 `holds` is True, False, or None when the rows lack what the check needs, and `explanation` quotes
 the numbers it compared. Rows are grouped by (model, layer); an SAE is only compared with the
 dense row of its own layer.
@@ -15,11 +15,15 @@ dense row of its own layer.
 
 from __future__ import annotations
 
-from collections import defaultdict
 from typing import Any, Literal, NamedTuple
 
-Row = dict[str, Any]
-GroupKey = tuple[str, int]
+from saelight.evaluation.results import (
+    Row,
+    completeness_key,
+    group_rows,
+    probe_acc_key,
+    where,
+)
 
 
 class Claim(NamedTuple):
@@ -29,42 +33,6 @@ class Claim(NamedTuple):
     """True / False, or None when the rows lack the numbers the check needs."""
     explanation: str
     """One sentence with the numbers behind the verdict."""
-
-
-def group_rows(rows: list[Row]) -> dict[GroupKey, tuple[Row | None, list[Row]]]:
-    """{(model, layer): (dense row or None, SAE rows sorted by sparsity)}."""
-    groups: dict[GroupKey, tuple[list[Row], list[Row]]] = defaultdict(lambda: ([], []))
-    for row in rows:
-        key = (str(row.get("model", "")), int(row["layer"]))
-        groups[key][0 if row.get("kind") == "dense" else 1].append(row)
-    return {
-        key: (dense[0] if dense else None, sorted(saes, key=sparsity_key))
-        for key, (dense, saes) in sorted(groups.items())
-    }
-
-
-def sparsity_key(row: Row) -> tuple[float, str]:
-    """Sort key: numeric sparsity (missing last), then name."""
-    s = row.get("sparsity")
-    return (float(s) if s is not None else float("inf"), str(row.get("name", "")))
-
-
-def probed_labels(rows: list[Row]) -> list[str]:
-    """Labels with a `probe_<label>_acc` key in any row, technique first, then alphabetical."""
-    names = {
-        k[len("probe_") : -len("_acc")]
-        for r in rows
-        for k in r
-        if k.startswith("probe_") and k.endswith("_acc")
-    }
-    return sorted(names, key=lambda n: (n != "technique", n))
-
-
-def where(key: GroupKey, row: Row | None = None) -> str:
-    """Human name of a layer (and SAE), e.g. 'hubert-base-ls960 L3 topk_s90'."""
-    model, layer = key
-    text = f"{model} L{layer}".strip()
-    return f"{text} {row.get('name', '?')}" if row is not None else text
 
 
 def _pct(value: float) -> str:
@@ -83,7 +51,7 @@ def probe_accuracy_claim(
         tolerance: allowed accuracy drop, in [0, 1] accuracy units (0.05 = 5 points).
         max_sparsity: sparser SAEs are left out of the claim (the paper's 99 % drops more).
     """
-    key = f"probe_{label}_acc"
+    key = probe_acc_key(label)
     gaps: list[tuple[float, str, float, float]] = []
     for group, (dense, saes) in group_rows(rows).items():
         if dense is None or dense.get(key) is None:
@@ -161,7 +129,7 @@ def completeness_claim(rows: list[Row], kfair: bool = False, margin: float = 0.0
             paper's `completeness_mean` (log 2048 vs log 768).
         margin: required excess over dense completeness.
     """
-    key = "completeness_kfair_mean" if kfair else "completeness_mean"
+    key = completeness_key("kfair" if kfair else "paper")
     worst: list[tuple[float, str, float, float]] = []
     for group, (dense, saes) in group_rows(rows).items():
         if dense is None or dense.get(key) is None:

@@ -2,7 +2,7 @@
 
 Everything here works on arrays already read from the cache: probes are fitted on train (selected on
 val) and scored on test; reconstruction and disentanglement use the test split, like the paper.
-The row keys are documented in `saelight.results`.
+The row keys are documented in `saelight.evaluation.results`.
 """
 
 from __future__ import annotations
@@ -16,6 +16,18 @@ import numpy as np
 import pandas as pd
 import torch
 
+from saelight.audio.base import SPLITS as SPLIT_NAMES
+from saelight.cache.format import factor_column, factor_names, label_column, label_names
+from saelight.evaluation.results import (
+    DENSE,
+    completeness_key,
+    ksparse_acc_key,
+    probe_acc_key,
+    probe_classes_key,
+    probe_confusion_key,
+    probe_delta_key,
+    probe_f1_key,
+)
 from saelight.metrics.disentanglement import lasso_completeness
 from saelight.metrics.disentanglement_dci import dci
 from saelight.metrics.disentanglement_info import information_scores
@@ -25,7 +37,6 @@ from saelight.metrics.sparsity import feature_density, l0
 from saelight.sae.base import SAE
 
 log = logging.getLogger(__name__)
-SPLIT_NAMES = ("train", "val", "test")
 
 
 @dataclass
@@ -56,9 +67,7 @@ def probe_labels(splits: dict[str, SplitData], wanted: list[str] | None) -> list
     A label whose groups are split apart (e.g. `singer` when splits are by singer) cannot be probed
     across splits; it is skipped with a log line rather than scored as 0.
     """
-    names = [
-        c.removeprefix("label_") for c in splits["train"].meta.columns if c.startswith("label_")
-    ]
+    names = label_names(splits["train"].meta.columns)
     if wanted is not None:
         missing = sorted(set(wanted) - set(names))
         if missing:
@@ -66,10 +75,9 @@ def probe_labels(splits: dict[str, SplitData], wanted: list[str] | None) -> list
         names = list(wanted)
     usable = []
     for name in names:
-        train = set(splits["train"].meta[f"label_{name}"])
-        unseen = (
-            set(splits["val"].meta[f"label_{name}"]) | set(splits["test"].meta[f"label_{name}"])
-        ) - train
+        column = label_column(name)
+        train = set(splits["train"].meta[column])
+        unseen = (set(splits["val"].meta[column]) | set(splits["test"].meta[column])) - train
         if len(train) < 2 or unseen:
             log.info(
                 "label %r not probed: %d train classes, classes unseen in train: %s",
@@ -80,6 +88,11 @@ def probe_labels(splits: dict[str, SplitData], wanted: list[str] | None) -> list
             continue
         usable.append(name)
     return usable
+
+
+def label_arrays(splits: dict[str, SplitData], label: str) -> dict[str, np.ndarray]:
+    """{split: the split's values of `label`}."""
+    return {s: splits[s].meta[label_column(label)].to_numpy() for s in SPLIT_NAMES}
 
 
 def run_probe(
@@ -106,15 +119,15 @@ def probe_scores(
 ) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for name in labels:
-        y = {s: splits[s].meta[f"label_{name}"].to_numpy() for s in SPLIT_NAMES}
+        y = label_arrays(splits, name)
         result = run_probe(opts.probe, features, y, opts.seed)
-        out[f"probe_{name}_acc"] = result.accuracy
-        out[f"probe_{name}_f1"] = result.macro_f1
-        out[f"probe_{name}_confusion"] = result.confusion.tolist()
-        out[f"probe_{name}_classes"] = [str(c) for c in result.classes]
+        out[probe_acc_key(name)] = result.accuracy
+        out[probe_f1_key(name)] = result.macro_f1
+        out[probe_confusion_key(name)] = result.confusion.tolist()
+        out[probe_classes_key(name)] = [str(c) for c in result.classes]
         if with_k_sparse and opts.k_sparse > 0:
             k = min(opts.k_sparse, features["train"].shape[1])
-            out[f"ksparse_{name}_acc"] = run_probe(opts.probe, features, y, opts.seed, k=k).accuracy
+            out[ksparse_acc_key(name)] = run_probe(opts.probe, features, y, opts.seed, k=k).accuracy
     return out
 
 
@@ -122,12 +135,12 @@ def disentanglement_scores(
     codes: np.ndarray, meta: pd.DataFrame, opts: EvalOptions
 ) -> dict[str, Any]:
     """Paper's Lasso R²/completeness (held out + K-fair), DCI, MIG, SAP, modularity on test rows."""
-    names = [c.removeprefix("factor_") for c in meta.columns if c.startswith("factor_")]
+    names = factor_names(meta.columns)
     if opts.factors is not None:
         names = [n for n in names if n in set(opts.factors)]
     if not names or len(meta) < 10:
         return {}
-    factors = {n: meta[f"factor_{n}"].to_numpy(np.float64) for n in names}
+    factors = {n: meta[factor_column(n)].to_numpy(np.float64) for n in names}
     groups = meta["clip_id"].to_numpy()
     out: dict[str, Any] = {}
     paper = lasso_completeness(codes, factors, seed=opts.seed, groups=groups)
@@ -135,17 +148,16 @@ def disentanglement_scores(
     out.update(
         r2_mean=s["r2_mean"],
         r2_std=s["r2_std"],
-        completeness_mean=s["completeness_mean"],
-        completeness_std=s["completeness_std"],
-        completeness_kfair_mean=s["completeness_k_fair_mean"],
-        completeness_kfair_std=s["completeness_k_fair_std"],
-        top_factors=[paper.factor_names[i] for i in paper.top],
     )
+    for variant, source in (("paper", "completeness"), ("kfair", "completeness_k_fair")):
+        for stat in ("mean", "std"):
+            out[completeness_key(variant, stat)] = s[f"{source}_{stat}"]
+    out["top_factors"] = [paper.factor_names[i] for i in paper.top]
     if opts.standard_scores:
         labels = {
-            c.removeprefix("label_"): meta[c].to_numpy()
-            for c in meta.columns
-            if c.startswith("label_") and meta[c].nunique() > 1
+            n: meta[label_column(n)].to_numpy()
+            for n in label_names(meta.columns)
+            if meta[label_column(n)].nunique() > 1
         }
         d = dci(codes, factors, labels, seed=opts.seed, groups=groups)
         out.update(
@@ -218,9 +230,9 @@ def evaluate_layer(
     dense_features = {s: probe_splits[s].x for s in SPLIT_NAMES}
     dense = {
         "layer": layer,
-        "name": "dense",
-        "kind": "dense",
-        "architecture": "dense",
+        "name": DENSE,
+        "kind": DENSE,
+        "architecture": DENSE,
         "d_sae": int(splits["test"].x.shape[1]),
     }
     dense.update(probe_scores(dense_features, probe_splits, labels, opts, with_k_sparse=True))
@@ -237,9 +249,7 @@ def evaluate_layer(
             row["sparsity"] = 1.0 - row["l0"] / sae.d_sae
         row.update(probe_scores(codes, probe_splits, labels, opts, with_k_sparse=True))
         for label in labels:
-            row[f"probe_{label}_acc_delta"] = (
-                row[f"probe_{label}_acc"] - dense[f"probe_{label}_acc"]
-            )
+            row[probe_delta_key(label)] = row[probe_acc_key(label)] - dense[probe_acc_key(label)]
         if opts.disentanglement:
             row.update(disentanglement_scores(codes["test"], splits["test"].meta, opts))
         rows.append(row)
