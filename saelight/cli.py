@@ -1,31 +1,67 @@
-"""The `saelight` command: LightningCLI for fit/validate/test plus `cache` and `report`.
+"""The `saelight` command: LightningCLI for fit/validate/test plus one table of typed subcommands.
 
 One YAML drives everything: `saelight cache --config X.yaml` builds the activation cache that
-`saelight fit --config X.yaml` would otherwise build itself before training.
+`saelight fit --config X.yaml` would otherwise build itself before training. Every other
+subcommand is a typed function in `COMMANDS`, parsed from its signature by jsonargparse (its
+defaults and help live in that signature and its Google docstring, nowhere else).
 """
 
 from __future__ import annotations
 
+import inspect
+import os
 import sys
+import traceback
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any, get_type_hints
 
 import yaml
+from jsonargparse import ActionConfigFile, ActionYesNo, ArgumentParser
 from lightning.pytorch.cli import LightningCLI
 
+from saelight.data.command import cache
 from saelight.data.datamodule import ActivationDataModule
+from saelight.errors import SaelightError
+from saelight.evaluation.layer_sweep import layer_sweep_command
+from saelight.explorer.command import inspect_command
 from saelight.module import SAEModule
+from saelight.report.command import report_command
+
+COMMANDS: dict[str, Callable[..., Any]] = {
+    "cache": cache,
+    "report": report_command,
+    "inspect": inspect_command,
+    "layer-sweep": layer_sweep_command,
+}
+"""Every subcommand beside LightningCLI's: name -> typed function (first docstring line = help)."""
+
+TRAINER_COMMANDS = {
+    "fit": "train the SAE grid (builds the activation cache first when it is missing)",
+    "validate": "score a checkpoint's SAEs on the validation split",
+    "test": "score a checkpoint's SAEs on the test split (and run the evaluation callbacks)",
+}
+
+# Top-level keys a run's config holds for LightningCLI; subcommands that read the same YAML accept
+# and ignore the ones they do not use.
+CONFIG_KEYS = ("seed_everything", "trainer", "model", "data", "optimizer", "lr_scheduler")
+FIT_ONLY_KEYS = ("ckpt_path", "weights_only")
 
 
 class SaelightCLI(LightningCLI):
     """Links the values the data knows (activation width, cached layers) into the model."""
+
+    @staticmethod
+    def subcommands() -> dict[str, set[str]]:
+        return {name: LightningCLI.subcommands()[name] for name in TRAINER_COMMANDS}
 
     def add_arguments_to_parser(self, parser) -> None:  # noqa: ANN001 (LightningArgumentParser)
         parser.link_arguments("data.d_in", "model.d_in", apply_on="instantiate")
         parser.link_arguments("data.layers", "model.layers", apply_on="instantiate")
 
 
-def make_cli(args: list[str], run: bool = True) -> SaelightCLI:
+def make_cli(args: list[str] | None, run: bool = True) -> SaelightCLI:
+    """The LightningCLI of saelight; `args=None` reads `sys.argv` (the console script)."""
     return SaelightCLI(
         SAEModule,
         ActivationDataModule,
@@ -36,53 +72,112 @@ def make_cli(args: list[str], run: bool = True) -> SaelightCLI:
     )
 
 
-# Top-level keys a run's saved config.yaml shares with the subcommand-less parser (it also holds
-# fit's own `ckpt_path`/`weights_only`, which that parser refuses).
-CONFIG_KEYS = ("seed_everything", "trainer", "model", "data", "optimizer", "lr_scheduler")
-
-
 def cli_from_saved_config(path: str | Path) -> SaelightCLI:
     """Instantiate (without running) the run a saved or hand-written config describes."""
     path = Path(path)
-    if not path.exists():
-        raise SystemExit(f"saelight: config {path} not found")
+    if not path.is_file():
+        raise SaelightError(f"config {path} does not exist", hint="pass the run's config.yaml")
     values = yaml.safe_load(path.read_text()) or {}
     kept = {k: v for k, v in values.items() if k in CONFIG_KEYS}
     return make_cli(["--config", yaml.safe_dump(kept)], run=False)
 
 
-def cache_command(args: list[str]) -> None:
-    """`saelight cache --config X.yaml`: extract (or resume extracting) the activation cache."""
-    cli = make_cli(args, run=False)
-    reader = cli.datamodule.cache.build()
-    print(f"cache {reader.directory}: {len(reader)} rows, layers {reader.layers}, dim {reader.dim}")
+def _docstring(fn: Callable[..., Any]) -> tuple[str, dict[str, str]]:
+    """(description, {parameter: help}) from a Google docstring."""
+    from docstring_parser import parse
+
+    doc = parse(inspect.getdoc(fn) or "")
+    text = "\n\n".join(t for t in (doc.short_description, doc.long_description) if t)
+    return text, {p.arg_name: p.description or "" for p in doc.params}
 
 
-def report_command(args: list[str]) -> None:
-    from saelight.report.build import main as report_main
+def command_parser(name: str, fn: Callable[..., Any]) -> ArgumentParser:
+    """The parser of one subcommand, built from `fn`'s signature.
 
-    report_main(args)
+    A `list` parameter without a default is positional (one or more values); other parameters
+    are `--name value` options (required when they have no default); `bool` ones are `--x` / `--no_x` flags; a LightningDataModule parameter takes the `data:` section of
+    a config (`--config X.yaml`, `--data.…` overrides), the other sections of the same YAML are
+    accepted and ignored.
+    """
+    description, helps = _docstring(fn)
+    parser = ArgumentParser(
+        prog=f"saelight {name}", description=description, parser_mode="omegaconf"
+    )
+    hints = get_type_hints(fn)
+    special: set[str] = set()
+    for pname, param in inspect.signature(fn).parameters.items():
+        hint, text = hints.get(pname), helps.get(pname, "")
+        if isinstance(hint, type) and issubclass(hint, ActivationDataModule):
+            parser.add_argument("--config", action=ActionConfigFile, help="a saelight YAML config")
+            parser.add_class_arguments(hint, pname)
+            for key in (*CONFIG_KEYS, *FIT_ONLY_KEYS):
+                if key != pname:
+                    parser.add_argument(f"--{key}", type=Any, default=None, help="read by fit only")
+        elif param.default is inspect.Parameter.empty and getattr(hint, "__origin__", None) is list:
+            parser.add_argument(pname, nargs="+", type=str, help=text)
+        elif hint is bool:
+            parser.add_argument(f"--{pname}", action=ActionYesNo, default=param.default, help=text)
+        else:
+            continue
+        special.add(pname)
+    parser.add_function_arguments(fn, skip=special, fail_untyped=True)
+    return parser
 
 
-def layer_sweep_command(args: list[str]) -> None:
-    from saelight.evaluation.layer_sweep import main as layer_sweep_main
+def run_command(name: str, argv: list[str]) -> Any:
+    """Parse `argv` for subcommand `name` and call its function."""
+    fn = COMMANDS[name]
+    parser = command_parser(name, fn)
+    cfg = parser.parse_args(argv)
+    init = parser.instantiate_classes(cfg)
+    params = inspect.signature(fn).parameters
+    return fn(**{k: init[k] for k in params})
 
-    layer_sweep_main(args)
+
+def usage() -> str:
+    """`saelight --help`: every subcommand, one line each."""
+    lines = ["usage: saelight [--debug] <command> [options]   (`saelight <command> --help`)", ""]
+    lines += ["training (LightningCLI: --config X.yaml, --print_config, dotted overrides):"]
+    lines += [f"  {n:<12} {h}" for n, h in TRAINER_COMMANDS.items()]
+    lines += ["", "commands:"]
+    lines += [f"  {n:<12} {_docstring(fn)[0].splitlines()[0]}" for n, fn in COMMANDS.items()]
+    lines += ["", "Bad input prints one line; --debug (or SAELIGHT_DEBUG=1) adds the traceback."]
+    return "\n".join(lines)
 
 
-COMMANDS: dict[str, Callable[[list[str]], None]] = {
-    "layer-sweep": layer_sweep_command,
-    "cache": cache_command,
-    "report": report_command,
-}
+def _is_user_error(error: BaseException) -> bool:
+    """saelight's own errors, and ValueErrors raised by saelight code (its check of a config value):
+    printed as one line. Anything else is a bug and keeps its traceback."""
+    if isinstance(error, SaelightError):
+        return True
+    if not isinstance(error, ValueError) or error.__traceback__ is None:
+        return False
+    origin = traceback.extract_tb(error.__traceback__)[-1].filename
+    return Path(origin).resolve().is_relative_to(Path(__file__).resolve().parent)
 
 
 def main(args: list[str] | None = None) -> None:
+    """Entry point of the console script (`args=None`: read `sys.argv`)."""
     argv = list(sys.argv[1:] if args is None else args)
-    if argv and argv[0] in COMMANDS:
-        COMMANDS[argv[0]](argv[1:])
+    debug = os.environ.get("SAELIGHT_DEBUG", "") not in ("", "0")
+    if argv[:1] == ["--debug"]:
+        argv, debug = argv[1:], True
+    if not argv or argv[0] in ("-h", "--help"):
+        print(usage())
         return
-    make_cli(argv)
+    try:
+        if argv[0] in COMMANDS:
+            run_command(argv[0], argv[1:])
+        else:
+            # LightningCLI warns when handed `args`: let it read sys.argv when that is the input.
+            if args is None:
+                sys.argv = [sys.argv[0], *argv]
+            make_cli(None if args is None else argv)
+    except Exception as error:  # noqa: BLE001 (sorting user errors from bugs)
+        if debug or not _is_user_error(error):
+            raise
+        print(f"saelight: error: {error}", file=sys.stderr)
+        raise SystemExit(2) from None
 
 
 if __name__ == "__main__":

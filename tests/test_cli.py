@@ -9,17 +9,15 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from saelight.cli import main
-
 TINY = Path(__file__).parent / "data" / "tiny.yaml"
+SAELIGHT = str(Path(sys.executable).with_name("saelight"))
+"""The installed console script, run as a user runs it."""
 
 
 def run_cli(tmp_path: Path, *args: str) -> subprocess.CompletedProcess:
     command, *overrides = args
     cmd = [
-        sys.executable,
-        "-m",
-        "saelight.cli",
+        SAELIGHT,
         command,
         "--config",
         str(TINY),
@@ -79,19 +77,16 @@ def test_cache_subcommand_builds_the_same_cache_fit_reads(
     tmp_path: Path, finished_run: Path
 ) -> None:
     shutil.copytree(finished_run / "models", tmp_path / "models")
-    main(
-        [
-            "cache",
-            "--config",
-            str(TINY),
-            "--trainer.default_root_dir",
-            str(tmp_path),
-            "--data.cache.directory",
-            str(tmp_path / "cache"),
-            "--data.cache.backbone.init_args.save_dir",
-            str(tmp_path / "models"),
-        ]
+    done = run_cli(
+        tmp_path,
+        "cache",
+        "--data.cache.directory",
+        str(tmp_path / "cache"),
+        "--data.cache.backbone.init_args.save_dir",
+        str(tmp_path / "models"),
     )
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "cache " in done.stdout and "rows, layers [1, 2]" in done.stdout
     ours = json.loads((tmp_path / "cache" / "manifest.json").read_text())
     theirs = json.loads((finished_run / "cache" / "manifest.json").read_text())
     assert ours["n_rows"] == theirs["n_rows"]

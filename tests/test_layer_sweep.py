@@ -1,13 +1,22 @@
 """The layer sweep on a tiny real cache (synthetic singing -> untrained 2-layer HuBERT)."""
 
 import json
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
 from saelight.audio import SyntheticSinging
 from saelight.backbones import UntrainedBackbone
 from saelight.cache.build import ActivationCache
-from saelight.evaluation.layer_sweep import layer_sweep, main
+from saelight.evaluation.layer_sweep import layer_sweep
+
+SAELIGHT = str(Path(sys.executable).with_name("saelight"))
+
+
+def sweep(cache: str, label: str = "technique", probe: str = "logistic", layers=None):
+    return layer_sweep(cache, label, probe, layers, 20_000, 42)
 
 
 @pytest.fixture(scope="module")
@@ -28,26 +37,28 @@ def cache_dir(tmp_path_factory: pytest.TempPathFactory) -> str:
 
 
 def test_one_accuracy_per_cached_layer(cache_dir: str) -> None:
-    results = layer_sweep(cache_dir, label="technique")
+    results = sweep(cache_dir, label="technique")
     assert [r["layer"] for r in results] == [0, 1, 2]
     for r in results:
         assert 0.0 <= r["accuracy"] <= 1.0 and 0.0 <= r["val_accuracy"] <= 1.0
         assert r["n_train"] == 12 and r["n_test"] == 6
 
 
-def test_main_writes_json_and_png(cache_dir: str, tmp_path, capsys) -> None:
-    main(["--cache", cache_dir, "--label", "vowel", "--layers", "1", "2", "--out", str(tmp_path)])
+def test_command_writes_json_and_png(cache_dir: str, tmp_path) -> None:
+    args = ["--cache", cache_dir, "--label", "vowel", "--layers", "[1, 2]", "--out", str(tmp_path)]
+    done = subprocess.run([SAELIGHT, "layer-sweep", *args], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-2000:]
     payload = json.loads((tmp_path / "layer_sweep_vowel.json").read_text())
     assert [r["layer"] for r in payload["layers"]] == [1, 2]
     assert payload["label"] == "vowel" and payload["probe"] == "logistic"
     assert (tmp_path / "layer_sweep_vowel.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    assert "| L1 |" in capsys.readouterr().out
+    assert "| L1 |" in done.stdout and "best layer" in done.stdout
 
 
 def test_paper_probe_and_bad_inputs(cache_dir: str) -> None:
-    (r,) = layer_sweep(cache_dir, probe="paper", layers=[2])
+    (r,) = sweep(cache_dir, probe="paper", layers=[2])
     assert 0.0 <= r["accuracy"] <= 1.0 and 1 <= r["best_epoch"] <= 120
     with pytest.raises(ValueError, match="label 'nope'"):
-        layer_sweep(cache_dir, label="nope")
+        sweep(cache_dir, label="nope")
     with pytest.raises(ValueError, match=r"layers \[7\]"):
-        layer_sweep(cache_dir, layers=[7])
+        sweep(cache_dir, layers=[7])

@@ -26,6 +26,7 @@ from typing import Any
 
 import numpy as np
 
+from saelight.errors import SaelightError
 from saelight.io.atomic import atomic_write_bytes  # noqa: F401 (re-exported for cache modules)
 
 FORMAT_VERSION = 1
@@ -36,11 +37,11 @@ STORAGE_DTYPES = ("float32", "float16", "bfloat16")
 IDENTITY_FIELDS = ("format_version", "backbone", "source", "extraction", "layers", "dim")
 
 
-class CacheMismatchError(ValueError):
+class CacheMismatchError(SaelightError, ValueError):
     """A cache on disk was made with a different configuration than the one requested."""
 
 
-class CacheCorruptError(RuntimeError):
+class CacheCorruptError(SaelightError, RuntimeError):
     """A cache file is missing, truncated or fails its checksum."""
 
 

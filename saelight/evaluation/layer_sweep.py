@@ -11,7 +11,6 @@ probes the chosen label on each cached layer (train fits, val selects, test scor
 
 from __future__ import annotations
 
-import argparse
 import json
 from pathlib import Path
 from typing import Any, Literal
@@ -59,13 +58,13 @@ def probe_layer(
 
 def layer_sweep(
     cache: str | Path,
-    label: str = "technique",
-    probe: Literal["logistic", "paper"] = "logistic",
-    layers: list[int] | None = None,
-    max_rows: int | None = 20_000,
-    seed: int = 42,
+    label: str,
+    probe: Literal["logistic", "paper"],
+    layers: list[int] | None,
+    max_rows: int | None,
+    seed: int,
 ) -> list[dict[str, Any]]:
-    """Test accuracy of a dense probe of `label` on each cached layer.
+    """Test accuracy of a dense probe of `label` on each cached layer (defaults: the command's).
 
     Args:
         cache: a complete activation cache directory.
@@ -138,48 +137,49 @@ def format_table(results: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
-def main(args: list[str]) -> None:
-    """Entry point of `saelight layer-sweep`: probe every cached layer, write JSON + PNG."""
-    parser = argparse.ArgumentParser(
-        prog="saelight layer-sweep", description=__doc__.split("\n")[0]
-    )
-    parser.add_argument("--cache", required=True, help="activation cache directory (all layers)")
-    parser.add_argument("--label", default="technique", help="label to probe")
-    parser.add_argument("--probe", choices=("logistic", "paper"), default="logistic")
-    parser.add_argument("--layers", type=int, nargs="*", default=None, help="default: all cached")
-    parser.add_argument("--max-rows", type=int, default=20_000, help="rows per split (subsampled)")
-    parser.add_argument("--seed", type=int, default=42)
-    parser.add_argument(
-        "--out", default=None, help="output folder (default: <cache>/../layer_sweep)"
-    )
-    ns = parser.parse_args(args)
-    results = layer_sweep(ns.cache, ns.label, ns.probe, ns.layers, ns.max_rows, ns.seed)
-    out = Path(ns.out) if ns.out else Path(ns.cache).resolve().parent / "layer_sweep"
-    out.mkdir(parents=True, exist_ok=True)
-    manifest = CacheReader(ns.cache).manifest
-    backbone = manifest.get("backbone", {})
-    stem = f"layer_sweep_{ns.label}"
+def layer_sweep_command(
+    cache: str,
+    label: str = "technique",
+    probe: Literal["logistic", "paper"] = "logistic",
+    layers: list[int] | None = None,
+    max_rows: int = 20_000,
+    seed: int = 42,
+    out: str | None = None,
+) -> None:
+    """Probe the dense activations of every cached layer for one label: accuracy vs layer.
+
+    Writes `layer_sweep_<label>.json` and `.png` and prints the table, so the layers worth an
+    SAE can be chosen before training any.
+
+    Args:
+        cache: activation cache directory holding the layers to compare.
+        label: metadata label to probe (e.g. technique, vowel).
+        probe: "logistic" (fast) or "paper" (linear layer, 120 epochs, best epoch by val loss).
+        layers: layers to probe (default: every cached layer).
+        max_rows: rows per split, subsampled for frame caches.
+        seed: seed of the probe and of the subsampling.
+        out: output folder (default: `<cache>/../layer_sweep`).
+    """
+    results = layer_sweep(cache, label, probe, layers, max_rows, seed)
+    folder = Path(out) if out else Path(cache).resolve().parent / "layer_sweep"
+    folder.mkdir(parents=True, exist_ok=True)
+    backbone = CacheReader(cache).manifest.get("backbone", {})
+    stem = f"layer_sweep_{label}"
     payload = {
-        "cache": str(ns.cache),
+        "cache": str(cache),
         "backbone": backbone,
-        "label": ns.label,
-        "probe": ns.probe,
-        "seed": ns.seed,
-        "max_rows": ns.max_rows,
+        "label": label,
+        "probe": probe,
+        "seed": seed,
+        "max_rows": max_rows,
         "layers": results,
     }
-    atomic_write_text(out / f"{stem}.json", json.dumps(payload, indent=1))
-    title = f"{Path(str(backbone.get('model', ''))).name}: dense {ns.label} probe ({ns.probe})"
-    sweep_figure(results, ns.label, title).savefig(out / f"{stem}.png", dpi=120)
+    atomic_write_text(folder / f"{stem}.json", json.dumps(payload, indent=1))
+    title = f"{Path(str(backbone.get('model', ''))).name}: dense {label} probe ({probe})"
+    sweep_figure(results, label, title).savefig(folder / f"{stem}.png", dpi=120)
     print(format_table(results))
     best = max(results, key=lambda r: r["accuracy"])
     print(
         f"best layer: L{best['layer']} ({100 * best['accuracy']:.2f} %); "
-        f"wrote {out / stem}.json and .png"
+        f"wrote {folder / stem}.json and .png"
     )
-
-
-if __name__ == "__main__":
-    import sys
-
-    main(sys.argv[1:])

@@ -12,7 +12,6 @@ audio source; the cache must already exist.
 
 from __future__ import annotations
 
-import argparse
 import json
 import logging
 from pathlib import Path
@@ -21,54 +20,41 @@ from typing import Any
 import torch
 
 from saelight.cache.build import ActivationCache
+from saelight.errors import SaelightError
 from saelight.explorer.explore import explore
+from saelight.io.layout import RunLayout
 from saelight.sae.base import CFG_FILE, SAE
 
 log = logging.getLogger(__name__)
 
 
-def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="saelight inspect", description=__doc__.split("\n\n")[0])
-    which = p.add_mutually_exclusive_group(required=True)
-    which.add_argument(
-        "--run", type=Path, help="run directory of `saelight fit` (config.yaml, saes/)"
-    )
-    which.add_argument("--sae", type=Path, help="one exported SAE folder (cfg.json + weights)")
-    p.add_argument("--config", type=Path, help="the run's config YAML (required with --sae)")
-    p.add_argument("--split", default="test", help="split whose rows are inspected")
-    p.add_argument("--top", type=int, default=10, help="top activating rows kept per latent")
-    p.add_argument("--out", type=Path, help="output folder (see above for the default)")
-    p.add_argument(
-        "--frame-window",
-        type=float,
-        default=1.0,
-        help="seconds of audio played around a frame row (frame pooling)",
-    )
-    p.add_argument("--no-audio", action="store_true", help="do not write audio snippets")
-    p.add_argument("--batch-size", type=int, default=1024, help="rows per encode batch")
-    p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    p.add_argument("--wandb", action="store_true", help="also log tables to W&B (project saelight)")
-    return p
-
-
-def _targets(ns: argparse.Namespace) -> tuple[Path, list[tuple[Path, Path]]]:
-    """(config, [(SAE folder, output folder)]) from the parsed arguments."""
-    if ns.run is not None:
-        saes = sorted(p.parent for p in (ns.run / "saes").glob(f"*/{CFG_FILE}"))
+def _targets(
+    run: Path | None, sae: Path | None, config: Path | None, out: Path | None
+) -> tuple[Path, list[tuple[Path, Path]]]:
+    """(config, [(SAE folder, output folder)]) of `--run` or `--sae`."""
+    if (run is None) == (sae is None):
+        raise SaelightError("give exactly one of --run RUN_DIR or --sae SAE_DIR")
+    if run is not None:
+        layout = RunLayout.of(run)
+        saes = layout.exported_saes()
         if not saes:
-            raise SystemExit(f"saelight inspect: no exported SAEs in {ns.run / 'saes'}")
-        root = ns.out or ns.run / "explorer"
-        config = ns.config or ns.run / "config.yaml"
-        return config, [(sae, root / sae.name) for sae in saes]
-    if ns.config is None:
-        raise SystemExit("saelight inspect: --sae needs --config (the run's config.yaml)")
-    if not (ns.sae / CFG_FILE).exists():
-        raise SystemExit(f"saelight inspect: {ns.sae} holds no {CFG_FILE}")
-    sae = ns.sae.resolve()
+            raise SaelightError(
+                f"no exported SAEs in {layout.saes}", hint="run `saelight fit` on that run first"
+            )
+        root = out or layout.explorer
+        return config or layout.config, [(s, root / s.name) for s in saes]
+    assert sae is not None
+    if config is None:
+        raise SaelightError("--sae needs --config (the run's config.yaml)")
+    if not (sae / CFG_FILE).exists():
+        raise SaelightError(f"{sae} holds no {CFG_FILE}: not an exported SAE")
+    resolved = sae.resolve()
     default = (
-        sae.parent.parent / "explorer" / sae.name if sae.parent.name == "saes" else sae / "explorer"
+        RunLayout.of(resolved.parent.parent).explorer / resolved.name
+        if resolved.parent.name == RunLayout.of(".").saes.name
+        else resolved / "explorer"
     )
-    return ns.config, [(ns.sae, ns.out or default)]
+    return config, [(sae, out or default)]
 
 
 def load_cache(config: Path) -> ActivationCache:
@@ -78,28 +64,59 @@ def load_cache(config: Path) -> ActivationCache:
     return cli_from_saved_config(config).datamodule.cache
 
 
-def main(args: list[str]) -> None:
-    """Run `saelight inspect` with command-line `args` (without the subcommand)."""
-    ns = parser().parse_args(args)
-    if ns.top < 1:
-        raise SystemExit(f"saelight inspect: --top must be >= 1, got {ns.top}")
-    config, targets = _targets(ns)
+def inspect_command(
+    run: Path | None = None,
+    sae: Path | None = None,
+    config: Path | None = None,
+    split: str = "test",
+    top: int = 10,
+    out: Path | None = None,
+    frame_window: float = 1.0,
+    audio: bool = True,
+    batch_size: int = 1024,
+    device: str = "auto",
+    wandb: bool = False,
+) -> None:
+    """Latent explorer of a run's exported SAEs (or of one SAE folder): what each latent detects.
+
+    Streams the split's rows of the cache through each SAE and writes, per SAE, `index.html`
+    (one page, no server), `latents.json`, `latents.parquet` and `labels.json`.
+
+    Args:
+        run: run directory of `saelight fit` (its config.yaml and saes/).
+        sae: one exported SAE folder (cfg.json + sae_weights.safetensors), with --config.
+        config: the run's config YAML (default with --run: RUN_DIR/config.yaml).
+        split: split whose rows are inspected.
+        top: top-activating rows kept per latent.
+        out: output folder (default: RUN_DIR/explorer, or beside the SAE).
+        frame_window: seconds of audio played around a frame row (frame pooling).
+        audio: write the audio snippets (`--no_audio`: statistics only).
+        batch_size: rows per encode batch.
+        device: torch device of the SAE; "auto" = cuda when available, else cpu.
+        wandb: also log the tables to a new W&B run (project saelight).
+    """
+    if top < 1:
+        raise SaelightError(f"--top must be >= 1, got {top}")
+    config, targets = _targets(
+        *(Path(p) if p is not None else None for p in (run, sae, config, out))
+    )
+    device = device if device != "auto" else ("cuda" if torch.cuda.is_available() else "cpu")
     cache = load_cache(config)
     reader = cache.open()
-    run = None
-    if ns.wandb:
-        import wandb
+    wandb_run = None
+    if wandb:
+        import wandb as wandb_sdk
 
         where = targets[0][1].parent
         where.mkdir(parents=True, exist_ok=True)
-        run = wandb.init(
+        wandb_run = wandb_sdk.init(
             project="saelight",
             job_type="inspect",
             dir=str(where),
-            config={"config": str(config), "split": ns.split, "top": ns.top},
+            config={"config": str(config), "split": split, "top": top},
         )
     try:
-        for sae_dir, out in targets:
+        for sae_dir, folder in targets:
             cfg: dict[str, Any] = json.loads((sae_dir / CFG_FILE).read_text())
             layer = int(cfg.get("layer", reader.layers[0]))
             pooling = cfg.get("pooling")
@@ -110,7 +127,7 @@ def main(args: list[str]) -> None:
                     pooling,
                     cache.pooling,
                 )
-            sae = SAE.from_pretrained(sae_dir, device=ns.device).eval()
+            sae = SAE.from_pretrained(sae_dir, device=device).eval()
             info = {
                 "architecture": cfg.get("architecture"),
                 "pooling": cache.pooling,
@@ -121,18 +138,18 @@ def main(args: list[str]) -> None:
                 sae,
                 reader,
                 layer,
-                out,
+                folder,
                 source=cache.source,
-                split=ns.split,
-                top_n=ns.top,
+                split=split,
+                top_n=top,
                 title=sae_dir.name,
                 info=info,
-                audio=not ns.no_audio,
-                frame_window_s=ns.frame_window,
-                batch_size=ns.batch_size,
-                wandb_run=run,
+                audio=audio,
+                frame_window_s=frame_window,
+                batch_size=batch_size,
+                wandb_run=wandb_run,
             )
-            print(f"explorer {sae_dir.name}: {out / 'index.html'}")
+            print(f"explorer {sae_dir.name}: {folder / 'index.html'}")
     finally:
-        if run is not None:
-            run.finish()
+        if wandb_run is not None:
+            wandb_run.finish()

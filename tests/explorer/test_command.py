@@ -6,6 +6,7 @@ from types import SimpleNamespace
 import pytest
 import yaml
 
+from saelight.errors import SaelightError
 from saelight.explorer import command
 
 
@@ -27,7 +28,7 @@ def run_dir(tmp_path: Path, kit, clip_cache, source, monkeypatch: pytest.MonkeyP
 
 
 def test_run_inspects_every_export(run_dir: Path, kit, capsys: pytest.CaptureFixture) -> None:
-    command.main(["--run", str(run_dir), "--top", "3", "--no-audio"])
+    command.inspect_command(run=run_dir, top=3, audio=False)
     page = run_dir / "explorer" / "L03_planted" / "index.html"
     assert page.exists() and str(page) in capsys.readouterr().out
     assert not (page.parent / "audio").exists() or not any((page.parent / "audio").iterdir())
@@ -35,23 +36,21 @@ def test_run_inspects_every_export(run_dir: Path, kit, capsys: pytest.CaptureFix
 
 def test_sae_defaults_to_the_runs_explorer(run_dir: Path, tmp_path: Path) -> None:
     sae = run_dir / "saes" / "L03_planted"
-    command.main(["--sae", str(sae), "--config", str(run_dir / "config.yaml"), "--no-audio"])
+    command.inspect_command(sae=sae, config=run_dir / "config.yaml", audio=False)
     assert (run_dir / "explorer" / "L03_planted" / "labels.json").exists()
-    command.main(
-        ["--sae", str(sae), "--config", "x.yaml", "--out", str(tmp_path / "o"), "--no-audio"]
-    )
+    command.inspect_command(sae=sae, config=Path("x.yaml"), out=tmp_path / "o", audio=False)
     assert (tmp_path / "o" / "latents.parquet").exists()
 
 
 def test_bad_arguments(run_dir: Path, tmp_path: Path) -> None:
-    with pytest.raises(SystemExit):
-        command.main([])
-    with pytest.raises(SystemExit, match="needs --config"):
-        command.main(["--sae", str(run_dir / "saes" / "L03_planted")])
-    with pytest.raises(SystemExit, match="no exported SAEs"):
-        command.main(["--run", str(tmp_path)])
-    with pytest.raises(SystemExit, match="--top must be >= 1"):
-        command.main(["--run", str(run_dir), "--top", "0"])
+    with pytest.raises(SaelightError, match="exactly one of --run"):
+        command.inspect_command()
+    with pytest.raises(SaelightError, match="needs --config"):
+        command.inspect_command(sae=run_dir / "saes" / "L03_planted")
+    with pytest.raises(SaelightError, match="no exported SAEs"):
+        command.inspect_command(run=tmp_path)
+    with pytest.raises(SaelightError, match="--top must be >= 1"):
+        command.inspect_command(run=run_dir, top=0)
 
 
 def test_saved_fit_config_keys_are_dropped(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -1,11 +1,14 @@
 """End to end: `saelight fit` with the LatentExplorer callback, then `saelight inspect --run`."""
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
-import torch
 import yaml
+
+SAELIGHT = str(Path(sys.executable).with_name("saelight"))
 
 CONFIG = """
 seed_everything: 0
@@ -39,21 +42,21 @@ model:
 
 @pytest.mark.slow
 def test_fit_then_inspect(tmp_path: Path) -> None:
-    from saelight.cli import main as saelight
-    from saelight.explorer.command import main as inspect
+    def saelight(*args: str) -> None:
+        done = subprocess.run([SAELIGHT, *args], capture_output=True, text=True, timeout=600)
+        assert done.returncode == 0, done.stderr[-3000:]
 
-    torch.set_num_threads(2)
     config = yaml.safe_load(CONFIG)
     config["trainer"]["default_root_dir"] = str(tmp_path / "run")
     config["data"]["cache"]["directory"] = str(tmp_path / "cache")
     config["data"]["cache"]["backbone"]["init_args"]["save_dir"] = str(tmp_path / "models")
     (tmp_path / "fit.yaml").write_text(yaml.safe_dump(config))
-    saelight(["fit", "--config", str(tmp_path / "fit.yaml")])
+    saelight("fit", "--config", str(tmp_path / "fit.yaml"))
     run = tmp_path / "run"
     at_fit_end = json.loads((run / "explorer" / "L01_topk_k4" / "latents.json").read_text())
     assert at_fit_end["d_sae"] == 32 and at_fit_end["n_rows"] == 6
 
-    inspect(["--run", str(run), "--top", "2", "--out", str(tmp_path / "inspected")])
+    saelight("inspect", "--run", str(run), "--top", "2", "--out", str(tmp_path / "inspected"))
     out = tmp_path / "inspected" / "L01_topk_k4"
     latents = json.loads((out / "latents.json").read_text())
     assert (

@@ -1,0 +1,62 @@
+"""`saelight report RUN_DIR [RUN_DIR ...]`: tables, figures and claims of finished runs."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from saelight.report.build import write_report
+
+
+def report_command(
+    run_dirs: list[str],
+    out: str | None = None,
+    wandb: bool = False,
+    label: str = "technique",
+    tolerance: float | None = None,
+    ratio: float | None = None,
+    figures: bool = True,
+) -> None:
+    """Tables, figures and the paper's claim checks of finished runs, merged into one report.
+
+    Reads `results/results.json` of each run directory, so the runs of a W&B sweep (one per
+    layer × sparsity) give the same report as one in-process grid.
+
+    Args:
+        run_dirs: run directories (`trainer.default_root_dir` of `saelight fit`).
+        out: output folder (default: `<first run>/report`).
+        wandb: also log the figures and tables to a new W&B run (WANDB_MODE, default offline).
+        label: label whose probe accuracy claim 1 checks.
+        tolerance: claim 1's allowed accuracy drop in [0, 1] units (default: the claim's own).
+        ratio: claim 2's FVU ratio highest/lowest sparsity (default: the claim's own).
+        figures: draw the PNG figures (`--no_figures`: tables only).
+    """
+    run = None
+    if wandb:
+        import wandb as wandb_sdk
+
+        wandb_dir = Path(out or Path(run_dirs[0]) / "report")
+        wandb_dir.mkdir(parents=True, exist_ok=True)
+        run = wandb_sdk.init(
+            project="saelight",
+            job_type="report",
+            dir=str(wandb_dir),
+            mode=os.environ.get("WANDB_MODE", "offline"),
+            config={"run_dirs": [str(d) for d in run_dirs]},
+        )
+    try:
+        path = write_report(
+            list(run_dirs),
+            out,
+            wandb_run=run,
+            label=label,
+            figures=figures,
+            tolerance=tolerance,
+            ratio=ratio,
+        )
+    finally:
+        if run is not None:
+            run.finish()
+    print(f"report written to {path}")
+    for line in path.read_text().split("## Claims\n\n", 1)[1].split("\n\n", 1)[0].splitlines():
+        print(line)
