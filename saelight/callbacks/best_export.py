@@ -5,19 +5,16 @@ from __future__ import annotations
 
 import json
 import math
-from pathlib import Path
 from typing import Any
 
 import lightning as L
 
-from saelight.cache.format import atomic_write_bytes
+from saelight.callbacks.loggers import activation_datamodule
+from saelight.io.atomic import atomic_write_text
+from saelight.io.layout import RunLayout
 from saelight.module import SAEModule
 
 BEST_FILE = "best.json"
-
-
-def run_dir(trainer: L.Trainer, dirpath: str | None) -> Path:
-    return Path(dirpath or trainer.default_root_dir)
 
 
 class BestSAEExport(L.Callback):
@@ -44,9 +41,11 @@ class BestSAEExport(L.Callback):
     def on_validation_end(self, trainer: L.Trainer, pl_module: SAEModule) -> None:
         if trainer.sanity_checking:
             return
-        out = run_dir(trainer, self.dirpath) / "saes"
+        out = RunLayout.of_trainer(trainer, self.dirpath).saes
         metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if "/val/" in k}
-        backbone = _backbone_identity(trainer)
+        dm = activation_datamodule(trainer, "BestSAEExport")
+        backbone = dm.backbone_identity() if dm is not None else {}
+        pooling = dm.pooling if dm is not None else "unknown"
         changed = False
         for e in pl_module.grid:
             value = metrics.get(f"{e.prefix}/val/{self.monitor}")
@@ -73,17 +72,7 @@ class BestSAEExport(L.Callback):
                         layer=e.layer,
                         name=e.name,
                         grid_sparsity=e.sparsity,
-                        pooling=_pooling(trainer),
+                        pooling=pooling,
                     )
         if changed and trainer.is_global_zero:
-            atomic_write_bytes(out / BEST_FILE, json.dumps(self.best, indent=1).encode())
-
-
-def _backbone_identity(trainer: L.Trainer) -> dict[str, Any]:
-    dm = trainer.datamodule
-    return dm.cache.backbone.identity() if dm is not None and hasattr(dm, "cache") else {}
-
-
-def _pooling(trainer: L.Trainer) -> str:
-    dm = trainer.datamodule
-    return dm.cache.pooling if dm is not None and hasattr(dm, "cache") else "unknown"
+            atomic_write_text(out / BEST_FILE, json.dumps(self.best, indent=1))

@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import copy
 import logging
-from pathlib import Path
 from typing import Any, Literal
 
 import lightning as L
 import numpy as np
 
-from saelight.callbacks.best_export import run_dir
+from saelight.callbacks.loggers import activation_datamodule, wandb_run
 from saelight.evaluation.layer import (
     SPLIT_NAMES,
     EvalOptions,
@@ -22,6 +21,7 @@ from saelight.evaluation.layer import (
     run_probe,
 )
 from saelight.evaluation.results import confusion_labels, probe_acc_key, write_results
+from saelight.io.layout import RunLayout
 from saelight.module import SAEModule
 from saelight.sae.base import SAE
 
@@ -88,16 +88,14 @@ class SAEEvaluation(L.Callback):
     def _load_splits(self, trainer: L.Trainer) -> dict[str, tuple[np.ndarray, np.ndarray]]:
         """(rows, activations (n, n_layers, dim)) per split, read once and kept."""
         if self._splits is None:
-            dm = trainer.datamodule
-            if dm.reader is None:
-                dm.setup("test")
+            reader = trainer.datamodule.open_reader()
             rng = np.random.default_rng(self.opts.seed)
             self._splits = {}
             for split in SPLIT_NAMES:
-                rows = dm.reader.split_rows(split)
+                rows = reader.split_rows(split)
                 if len(rows) > self.max_rows:
                     rows = np.sort(rng.choice(rows, self.max_rows, replace=False))
-                x = dm.reader.read(rows)
+                x = reader.read(rows)
                 finite = np.isfinite(x).reshape(len(x), -1).all(1)
                 if not finite.all():
                     bad = int((~finite).sum())
@@ -114,7 +112,7 @@ class SAEEvaluation(L.Callback):
         return self._splits
 
     def _layer_splits(self, trainer: L.Trainer, layer_pos: int) -> dict[str, SplitData]:
-        meta = trainer.datamodule.reader.metadata
+        meta = trainer.datamodule.open_reader().metadata
         return {
             s: SplitData(x[:, layer_pos], meta.iloc[rows].reset_index(drop=True))
             for s, (rows, x) in self._load_splits(trainer).items()
@@ -148,36 +146,36 @@ class SAEEvaluation(L.Callback):
         self, trainer: L.Trainer, pl_module: SAEModule, best: bool
     ) -> list[dict[str, Any]]:
         rows: list[dict[str, Any]] = []
-        if trainer.is_global_zero:
-            out = run_dir(trainer, self.dirpath)
+        if trainer.is_global_zero and activation_datamodule(trainer, "SAEEvaluation") is not None:
+            layout = RunLayout.of_trainer(trainer, self.dirpath)
             for layer_pos, layer in enumerate(pl_module.layers):
-                saes, sparsities = self._layer_saes(pl_module, layer_pos, out, best)
+                saes, sparsities = self._layer_saes(pl_module, layer_pos, layout, best)
                 splits = self._layer_splits(trainer, layer_pos)
                 layer_rows = evaluate_layer(layer, splits, saes, self.opts)
                 for row in layer_rows[1:]:
                     if sparsities.get(row["name"]) is not None:
                         row["sparsity"] = sparsities[row["name"]]
                 rows.extend(layer_rows)
-            write_results(out, rows, run_summary(trainer))
+            write_results(layout.root, rows, run_summary(trainer))
             self._log(trainer, rows)
             self._log_confusions(trainer, rows)
             if self.report:
                 from saelight.report.build import write_report
 
-                write_report([out], out / "report", wandb_run=_wandb_run(trainer))
+                write_report([layout.root], layout.report, wandb_run=wandb_run(trainer))
         trainer.strategy.barrier()
         return rows
 
     @staticmethod
     def _layer_saes(
-        pl_module: SAEModule, layer_pos: int, out: Path, best: bool
+        pl_module: SAEModule, layer_pos: int, layout: RunLayout, best: bool
     ) -> tuple[dict[str, SAE], dict[str, float | None]]:
         """The layer's SAEs by name (best exports when present); a HierarchicalTopK SAE becomes one
         entry per k of its ladder (`<name>@k<k>`): one run, a whole sparsity axis."""
         saes: dict[str, SAE] = {}
         sparsities: dict[str, float | None] = {}
         for e in (e for e in pl_module.grid if e.layer_pos == layer_pos):
-            path = out / "saes" / e.key
+            path = layout.sae(e.key)
             if best and (path / "cfg.json").exists():
                 sae = SAE.from_pretrained(path)
             else:
@@ -193,7 +191,7 @@ class SAEEvaluation(L.Callback):
 
     @staticmethod
     def _log_confusions(trainer: L.Trainer, rows: list[dict[str, Any]]) -> None:
-        run = _wandb_run(trainer)
+        run = wandb_run(trainer)
         if run is None:
             return
         import wandb
@@ -225,23 +223,6 @@ class SAEEvaluation(L.Callback):
 
 
 def run_summary(trainer: L.Trainer) -> dict[str, Any]:
-    dm = trainer.datamodule
-    cache = dm.cache
-    return {
-        "backbone": cache.backbone.identity(),
-        "source": cache.source.fingerprint(),
-        "pooling": cache.pooling,
-        "layers": cache.layers,
-        "cache": str(cache.directory),
-        "epochs": trainer.current_epoch,
-        "steps": trainer.global_step,
-    }
-
-
-def _wandb_run(trainer: L.Trainer) -> Any:
-    from lightning.pytorch.loggers import WandbLogger
-
-    for logger in trainer.loggers:
-        if isinstance(logger, WandbLogger):
-            return logger.experiment
-    return None
+    """The data of the run (see `ActivationDataModule.run_summary`) and how long it trained."""
+    summary = trainer.datamodule.run_summary()
+    return {**summary, "epochs": trainer.current_epoch, "steps": trainer.global_step}

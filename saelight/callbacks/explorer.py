@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import logging
-from pathlib import Path
 
 import lightning as L
-from lightning.pytorch.loggers import WandbLogger
 
+from saelight.callbacks.loggers import activation_datamodule, wandb_run
 from saelight.explorer.explore import explore
+from saelight.io.layout import RunLayout
 from saelight.module import SAEModule
 
 log = logging.getLogger(__name__)
@@ -35,19 +35,18 @@ class LatentExplorer(L.Callback):
     def on_fit_end(self, trainer: L.Trainer, pl_module: SAEModule) -> None:
         if not trainer.is_global_zero:
             return
-        dm = trainer.datamodule
-        if dm is None or not hasattr(dm, "cache"):
-            log.warning("LatentExplorer needs the ActivationDataModule; skipped")
+        dm = activation_datamodule(trainer, "LatentExplorer")
+        if dm is None:
             return
-        reader = dm.reader if getattr(dm, "reader", None) is not None else dm.cache.open()
+        reader = dm.open_reader()
         if not len(reader.split_rows(self.split)):
             log.warning("LatentExplorer: split %r has no rows; skipped", self.split)
             return
-        root = Path(self.out or Path(trainer.default_root_dir) / "explorer")
-        run = next((lg.experiment for lg in trainer.loggers if isinstance(lg, WandbLogger)), None)
+        root = self.out or RunLayout.of_trainer(trainer).explorer
+        run = wandb_run(trainer)
         for e in pl_module.grid:
             sae = pl_module.sae(e)
-            info = {"architecture": sae.architecture, "pooling": dm.cache.pooling, "name": e.name}
+            info = {"architecture": sae.architecture, "pooling": dm.pooling, "name": e.name}
             explore(
                 sae,
                 reader,

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import lightning as L
 import numpy as np
-from lightning.pytorch.loggers import WandbLogger
 
+from saelight.callbacks.loggers import wandb_loggers
 from saelight.metrics.sparsity import log10_density
 from saelight.module import SAEModule
 
@@ -29,7 +29,7 @@ class FeatureHistograms(L.Callback):
         self.every = every_n_val_epochs
 
     def on_validation_end(self, trainer: L.Trainer, pl_module: SAEModule) -> None:
-        loggers = [lg for lg in trainer.loggers if isinstance(lg, WandbLogger)]
+        loggers = wandb_loggers(trainer)
         if trainer.sanity_checking or not loggers or not trainer.is_global_zero:
             return
         if (trainer.current_epoch + 1) % self.every:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import lightning as L
 
 from saelight.audio.base import SPLITS
@@ -57,6 +59,33 @@ class ActivationDataModule(L.LightningDataModule):
     @property
     def layers(self) -> list[int]:
         return self.cache.layers
+
+    @property
+    def pooling(self) -> str:
+        """"clip" or "frame": what one cached row is."""
+        return self.cache.pooling
+
+    def backbone_identity(self) -> dict[str, Any]:
+        """The backbone's id/revision/class, written into every export and result."""
+        return self.cache.backbone.identity()
+
+    def open_reader(self) -> CacheReader:
+        """The cache reader, opening (and building) the cache if `setup` has not run yet."""
+        if self.reader is None:
+            self.setup("test")
+        assert self.reader is not None
+        return self.reader
+
+    def run_summary(self) -> dict[str, Any]:
+        """What the data of a run was: written beside its results."""
+        cache = self.cache
+        return {
+            "backbone": self.backbone_identity(),
+            "source": cache.source.fingerprint(),
+            "pooling": cache.pooling,
+            "layers": cache.layers,
+            "cache": str(cache.directory),
+        }
 
     def setup(self, stage: str | None = None) -> None:
         if self.reader is None:
