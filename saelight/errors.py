@@ -8,6 +8,9 @@ that stand for bad values also derive from `ValueError`, so code written against
 
 from __future__ import annotations
 
+import functools
+from typing import Any
+
 
 class SaelightError(Exception):
     """A problem in the user's input, stated in one line.
@@ -23,3 +26,11 @@ class SaelightError(Exception):
 
     def __str__(self) -> str:
         return self.message if self.hint is None else f"{self.message}; {self.hint}"
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Keeps the hint when the error crosses a process boundary (DataLoader workers, DDP spawn).
+        return functools.partial(type(self), hint=self.hint), (self.message,)
+
+
+class ConfigError(SaelightError, ValueError):
+    """A config value out of range, found before anything is loaded or extracted."""

@@ -9,8 +9,10 @@ from saelight.audio.base import (
     VOCALSET_TECHNIQUES,
     AudioSource,
     BadAudioError,
+    BadSourceError,
     Clip,
     assign_group_splits,
+    carve_val,
 )
 from saelight.audio.decode import crop_or_pad, load_audio, validate_waveform
 from saelight.audio.egemaps import egemaps_functionals
@@ -25,11 +27,13 @@ __all__ = [
     "AudioFolder",
     "AudioSource",
     "BadAudioError",
+    "BadSourceError",
     "Clip",
     "HFAudioDataset",
     "SyntheticSinging",
     "VocalSet",
     "assign_group_splits",
+    "carve_val",
     "crop_or_pad",
     "egemaps_functionals",
     "load_audio",

@@ -56,6 +56,9 @@ def load_audio(
         BadAudioError: the file does not exist, cannot be read or is not audio.
     """
     name = where if where is not None else str(path)
+    # Said plainly: libsndfile reports a missing file as "System error." after the path again.
+    if isinstance(path, str | os.PathLike) and not os.path.isfile(path):
+        raise BadAudioError(f"{name}: does not exist; expected an audio file")
     try:
         data, file_sr = sf.read(path, dtype="float32", always_2d=True)
     except (sf.LibsndfileError, RuntimeError, OSError, TypeError) as err:

@@ -9,7 +9,9 @@ it, open that folder with `saelight.audio.AudioFolder`, which reads the same lay
 
 Splits, in order of precedence:
 
-- `split_column`: a column whose values are train/val/test (or validation, dev, ...).
+- `split_column`: a column whose values are train/val/test (or validation, dev, ...). When it has
+  no val row, val is carved out of train with `carve_val` (`val_fraction` of the train rows'
+  `group_column` values, or of single rows), so no group straddles train and val.
 - `group_column`: a column such as speaker; its distinct values are assigned to splits with
   `assign_group_splits`, so a group never straddles two splits.
 - `hf_splits`: {our split: HF split}. By default train/validation/test, keeping those present; a
@@ -20,13 +22,20 @@ from __future__ import annotations
 
 import hashlib
 import io
-from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from saelight.audio.base import SPLITS, AudioSource, Clip, assign_group_splits, canonical_split
+from saelight.audio.base import (
+    SPLITS,
+    AudioSource,
+    BadSourceError,
+    Clip,
+    assign_group_splits,
+    canonical_split,
+    carve_val,
+)
 from saelight.audio.decode import load_audio, validate_waveform
 
 if TYPE_CHECKING:
@@ -53,19 +62,19 @@ def _open(
         try:
             loaded = load_dataset(path, name, revision=revision, cache_dir=cache_dir)
         except ImportError as err:
-            raise ValueError(
+            raise BadSourceError(
                 f"path: {path!r} could not be loaded by `datasets` ({err}); for a folder of audio "
                 "files with a metadata.csv use saelight.audio.AudioFolder instead"
             ) from err
         except OSError as err:  # FileNotFoundError, ConnectionError (offline, unknown hub id)
-            raise ValueError(
+            raise BadSourceError(
                 f"path: {path!r} is neither a local dataset directory nor a reachable hub "
                 f"dataset ({err})"
             ) from err
     if isinstance(loaded, Dataset):
         return {"train": loaded}
     if not isinstance(loaded, DatasetDict):
-        raise ValueError(f"path: {path!r} is not a map-style Dataset or DatasetDict")
+        raise BadSourceError(f"path: {path!r} is not a map-style Dataset or DatasetDict")
     return dict(loaded)
 
 
@@ -111,19 +120,19 @@ class HFAudioDataset(AudioSource):
             label_columns: discrete label columns (ClassLabel ints become their names).
             factor_columns: numeric columns used as continuous factors.
             split_column: column of train/val/test values (takes precedence, see module doc).
-            group_column: column whose values (speaker, singer) are kept within one split.
+            group_column: column whose values (speaker, singer) are kept within one split; with
+                `split_column`, only the carved val split is grouped by it.
             hf_splits: {"train"|"val"|"test": HF split name}; None = train/validation/test.
             id_column: column of unique clip ids; None = "<hf split>/<row>".
             name: HF dataset configuration name.
             revision: hub revision (branch, tag or commit) to pin.
             cache_dir: where `load_dataset` caches; None = the `datasets` default.
-            val_fraction: share of groups (or rows) sent to val when splitting here.
+            val_fraction: share of groups (or rows) sent to val when splitting here; with
+                `split_column`, share of its train groups carved into val when it has no val.
             test_fraction: share of groups (or rows) sent to test when splitting here.
             seed: seed of that assignment.
             min_duration_s: shorter clips raise `BadAudioError` in `load`.
         """
-        if split_column is not None and group_column is not None:
-            raise ValueError("split_column and group_column: give at most one of them")
         self.path, self.name, self.revision = path, name, revision
         self.audio_column = audio_column
         self.label_columns, self.factor_columns = list(label_columns), list(factor_columns)
@@ -139,6 +148,7 @@ class HFAudioDataset(AudioSource):
         self._data = {hf: self._check_columns(data[hf], hf) for hf in self.hf_splits.values()}
         self._audio = {hf: ds.select_columns([audio_column]) for hf, ds in self._data.items()}
         self._clips, self._rows = self._build()
+        self.validate()
 
     def _choose_splits(
         self, data: dict[str, Dataset], wanted: dict[str, str] | None
@@ -149,14 +159,14 @@ class HFAudioDataset(AudioSource):
         if wanted is None:
             chosen = {ours: hf for ours, hf in DEFAULT_HF_SPLITS.items() if hf in data}
             if not chosen:
-                raise ValueError(
+                raise BadSourceError(
                     f"hf_splits: none of {list(DEFAULT_HF_SPLITS.values())} in the dataset's "
                     f"splits {sorted(data)}; give hf_splits, split_column or group_column"
                 )
             return chosen
         for ours, hf in wanted.items():
             if ours not in SPLITS or hf not in data:
-                raise ValueError(
+                raise BadSourceError(
                     f"hf_splits: {ours!r}: {hf!r} invalid; keys must be in {list(SPLITS)} and "
                     f"values in the dataset's splits {sorted(data)}"
                 )
@@ -173,7 +183,7 @@ class HFAudioDataset(AudioSource):
         for field_name, columns in named.items():
             missing = [c for c in columns if c not in ds.column_names]
             if missing:
-                raise ValueError(
+                raise BadSourceError(
                     f"{field_name}: {missing} not in split {hf_split!r}; columns: {ds.column_names}"
                 )
         feature = ds.features[self.audio_column]
@@ -181,54 +191,84 @@ class HFAudioDataset(AudioSource):
             return ds.cast_column(self.audio_column, Audio(decode=False))
         if isinstance(feature, Value) and feature.dtype in ("string", "large_string"):
             return ds
-        raise ValueError(
+        raise BadSourceError(
             f"audio_column: {self.audio_column!r} has feature {feature}; expected Audio or a path"
         )
 
     def _build(self) -> tuple[list[Clip], dict[str, tuple[str, int]]]:
-        """Clips plus {clip_id: (HF split, row)}; `key` is what decides each row's split."""
-        rows: list[tuple[str, int, str, dict[str, str], dict[str, float], str]] = []
-        key_column = self.split_column or self.group_column
+        """Clips plus {clip_id: (HF split, row)}."""
+        rows: list[tuple[str, int, str, dict[str, str], dict[str, float], str, str | None]] = []
         for ours, hf in self.hf_splits.items():
             ds = self._data[hf]
             labels = {c: [str(v) for v in _column_values(ds, c)] for c in self.label_columns}
             factors = {c: ds[c] for c in self.factor_columns}
             ids = _column_values(ds, self.id_column) if self.id_column else None
-            keys = _column_values(ds, key_column) if key_column else None
+            given = _column_values(ds, self.split_column) if self.split_column else None
+            groups = _column_values(ds, self.group_column) if self.group_column else None
             for r in range(len(ds)):
                 clip_id = str(ids[r]) if ids is not None else f"{hf}/{r}"
-                if keys is not None:
-                    key = str(keys[r])
-                else:
-                    key = clip_id if self._split_here else ours
+                group = str(groups[r]) if groups is not None else clip_id
+                split: str | None = None if self._split_here else ours
+                if given is not None:
+                    where = f"split_column {self.split_column!r} ({hf}[{r}])"
+                    split = canonical_split(given[r], where)
                 lab = {c: v[r] for c, v in labels.items()}
                 fac = {c: self._factor(v[r], c, clip_id) for c, v in factors.items()}
-                rows.append((hf, r, clip_id, lab, fac, key))
-        split_of = self._split_of([row[5] for row in rows])
+                rows.append((hf, r, clip_id, lab, fac, group, split))
+        splits = self._assign([row[5] for row in rows], [row[6] for row in rows])
         clips, index = [], {}
-        for hf, r, clip_id, lab, fac, key in rows:
+        for (hf, r, clip_id, lab, fac, _, _), split in zip(rows, splits, strict=True):
             if clip_id in index:
-                raise ValueError(f"id_column: duplicate clip id {clip_id!r}; ids must be unique")
+                raise BadSourceError(
+                    f"id_column: duplicate clip id {clip_id!r}; ids must be unique"
+                )
             index[clip_id] = (hf, r)
-            clips.append(Clip(clip_id, split_of(key), lab, fac))
+            clips.append(Clip(clip_id, split, lab, fac))
         return clips, index
 
-    def _split_of(self, keys: list[str]) -> Callable[[str], str]:
+    def _assign(self, groups: list[str], given: list[str | None]) -> list[str]:
+        """The split of every row from its group and its given split (None: assign here)."""
         if self.split_column is not None:
-            return lambda key: canonical_split(key, f"split_column {self.split_column!r}")
+            splits = [str(s) for s in given]
+            return carve_val(splits, groups, val_fraction=self.val_fraction, seed=self.seed)
         if not self._split_here:
-            return lambda key: key
+            return [str(s) for s in given]
         table = assign_group_splits(
-            keys, val_fraction=self.val_fraction, test_fraction=self.test_fraction, seed=self.seed
+            groups, val_fraction=self.val_fraction, test_fraction=self.test_fraction, seed=self.seed
         )
-        return table.__getitem__
+        return [table[g] for g in groups]
+
+    def expected_splits(self) -> tuple[str, ...]:
+        """The mapped HF splits; or train, val and test as the fractions and split column ask."""
+        if not self._split_here:
+            return tuple(self.hf_splits)
+        given_val = self.split_column is not None and any(c.split == "val" for c in self._clips)
+        wanted = ["train"]
+        if self.val_fraction > 0 or given_val:
+            wanted.append("val")
+        if self.split_column is not None or self.test_fraction > 0:
+            wanted.append("test")
+        return tuple(wanted)
+
+    def split_hint(self, split: str) -> str:
+        """Names the option that decides `split`."""
+        if self.split_column is not None:
+            if split == "val":
+                return (
+                    f"split_column {self.split_column!r} has no val rows and val_fraction="
+                    f"{self.val_fraction} of its train groups rounds to none; raise val_fraction"
+                )
+            return f"split_column {self.split_column!r} has no {split} rows; add some"
+        if self._split_here:
+            return "change val_fraction/test_fraction, or add groups or rows"
+        return f"map a split of the dataset to {split!r} with hf_splits"
 
     @staticmethod
     def _factor(value: Any, column: str, clip_id: str) -> float:
         try:
             return float(value)
         except (TypeError, ValueError) as err:
-            raise ValueError(
+            raise BadSourceError(
                 f"factor_columns: {column!r} of {clip_id!r} is {value!r}; expected a number"
             ) from err
 

@@ -58,7 +58,7 @@ from typing import Any
 
 import numpy as np
 
-from saelight.audio.base import SPLITS, VOCALSET_TECHNIQUES, AudioSource, Clip
+from saelight.audio.base import SPLITS, VOCALSET_TECHNIQUES, AudioSource, BadSourceError, Clip
 from saelight.audio.decode import resample
 from saelight.audio.voice import FADE_S, VoiceParams, semitones, synthesise, tilt_db, voicing
 
@@ -242,14 +242,16 @@ class SyntheticSinging(AudioSource):
         ):
             unknown = [x for x in chosen if x not in allowed]
             if unknown or not chosen:
-                raise ValueError(f"{name}: got {chosen}; expected a non-empty subset of {allowed}")
+                raise BadSourceError(
+                    f"{name}: got {chosen}; expected a non-empty subset of {allowed}"
+                )
         if clips_per_combo < 1 or duration_s <= 2 * FADE_S or sample_rate < 8000:
-            raise ValueError(
+            raise BadSourceError(
                 "expected clips_per_combo >= 1, duration_s > 0.06 and sample_rate >= 8000; got "
                 f"{clips_per_combo}, {duration_s}, {sample_rate}"
             )
         if min(n_val_singers, n_test_singers) < 0 or n_val_singers + n_test_singers >= n_singers:
-            raise ValueError(
+            raise BadSourceError(
                 f"n_val_singers + n_test_singers must be < n_singers, got {n_val_singers} + "
                 f"{n_test_singers} with n_singers={n_singers}"
             )
@@ -265,6 +267,7 @@ class SyntheticSinging(AudioSource):
         self._clips: list[Clip] = []
         self._index: dict[str, int] = {}
         self._build()
+        self.validate()
 
     def _build(self) -> None:
         n_train = self.n_singers - self.n_val_singers - self.n_test_singers
@@ -283,6 +286,15 @@ class SyntheticSinging(AudioSource):
                 self._clips.append(Clip(clip_id, splits[s], labels, _factors(p, self.duration_s)))
                 self._params.append(p)
                 self._keys.append(key)
+
+    def expected_splits(self) -> tuple[str, ...]:
+        """Train, plus val and test unless their singer count is 0."""
+        counts = {"train": 1, "val": self.n_val_singers, "test": self.n_test_singers}
+        return tuple(split for split in SPLITS if counts[split] > 0)
+
+    def split_hint(self, split: str) -> str:
+        """The singer counts alone decide the splits."""
+        return "check n_singers, n_val_singers and n_test_singers"
 
     def clips(self) -> list[Clip]:
         """All clips: singer-major, then technique, vowel and repeat (ids syn_00000, ...)."""

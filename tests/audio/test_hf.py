@@ -13,7 +13,7 @@ import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 import soundfile as sf  # noqa: E402
 
-from saelight.audio import BadAudioError, HFAudioDataset  # noqa: E402
+from saelight.audio import BadAudioError, BadSourceError, HFAudioDataset  # noqa: E402
 
 datasets = pytest.importorskip("datasets")
 
@@ -126,8 +126,6 @@ def test_missing_columns_and_paths_raise(saved_dict: str, tmp_path: Path) -> Non
         HFAudioDataset(saved_dict, audio_column="sound")
     with pytest.raises(ValueError, match="audio_column.*expected Audio"):
         HFAudioDataset(saved_dict, audio_column="pitch")
-    with pytest.raises(ValueError, match="split_column and group_column"):
-        HFAudioDataset(saved_dict, split_column="fold", group_column="speaker")
     with pytest.raises(ValueError, match="not_here"):
         HFAudioDataset(str(tmp_path / "not_here"))
 
@@ -154,3 +152,23 @@ def test_path_column_of_strings(tmp_path: Path) -> None:
     source = HFAudioDataset(str(tmp_path / "ds"), audio_column="file", hf_splits={"train": "train"})
     assert source.load(source.clips()[0], 16000).shape == (4000,)
     assert source.fingerprint()["n_clips"] == 1
+
+
+def test_split_column_without_val_carves_val_by_group(tmp_path: Path) -> None:
+    table = _table(20).map(lambda row, i: {"fold": "test" if i < 4 else "train"}, with_indices=True)
+    table.save_to_disk(str(tmp_path / "official"))
+    source = HFAudioDataset(
+        str(tmp_path / "official"), label_columns=("speaker",), split_column="fold",
+        group_column="speaker", val_fraction=0.25,
+    )  # fmt: skip
+    clips = source.clips()
+    assert [c.split for c in clips[:4]] == ["test"] * 4  # given test rows stay
+    train_val: dict[str, set[str]] = {}
+    for clip in clips[4:]:
+        train_val.setdefault(clip.labels["speaker"], set()).add(clip.split)
+    assert all(len(s) == 1 for s in train_val.values())  # no speaker in train and val
+    assert sorted(next(iter(s)) for s in train_val.values()) == ["train"] * 4 + ["val"]
+    with pytest.raises(BadSourceError, match=r"split 'val' would have no clips.*hf_splits"):
+        HFAudioDataset(str(tmp_path / "official"), hf_splits={"train": "train"}).validate(
+            ["train", "val"]
+        )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from saelight.audio import SPLITS, VOCALSET_TECHNIQUES, assign_group_splits
+from saelight.audio import SPLITS, VOCALSET_TECHNIQUES, assign_group_splits, carve_val
 from saelight.audio.base import canonical_split
 
 
@@ -53,3 +53,22 @@ def test_paper_technique_order() -> None:
     assert VOCALSET_TECHNIQUES[0] == "belt" and VOCALSET_TECHNIQUES[-1] == "vocal_fry"
     assert len(VOCALSET_TECHNIQUES) == 10
     assert list(VOCALSET_TECHNIQUES) == sorted(VOCALSET_TECHNIQUES)
+
+
+def test_carve_val_moves_whole_train_groups_only() -> None:
+    splits = ["train"] * 12 + ["test"] * 3
+    groups = [f"g{i % 6}" for i in range(12)] + ["g0", "t1", "t2"]
+    carved = carve_val(splits, groups, val_fraction=0.34, seed=0)
+    assert carved[12:] == ["test"] * 3  # test rows are never touched, even g0's
+    by_group: dict[str, set[str]] = {}
+    for group, split in zip(groups[:12], carved[:12], strict=True):
+        by_group.setdefault(group, set()).add(split)
+    assert all(len(s) == 1 for s in by_group.values())
+    assert sum(s == {"val"} for s in by_group.values()) == 2  # round(0.34 x 6)
+    assert carved == carve_val(splits[::-1], groups[::-1], val_fraction=0.34, seed=0)[::-1]
+
+
+def test_carve_val_keeps_given_val_and_zero_fraction() -> None:
+    given = ["train", "val", "test", "train"]
+    assert carve_val(given, list("abcd"), val_fraction=0.5, seed=0) == given
+    assert carve_val(["train", "test"], ["a", "b"], val_fraction=0.0, seed=0) == ["train", "test"]
