@@ -17,14 +17,20 @@ from pathlib import Path
 from typing import Any, get_type_hints
 
 import yaml
-from jsonargparse import ActionConfigFile, ActionYesNo, ArgumentParser
+from jsonargparse import ActionConfigFile, ActionYesNo, ArgumentParser, Namespace
+from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.cli import LightningCLI
+from lightning.pytorch.loggers import CSVLogger, WandbLogger
 
+from saelight.callbacks import BestSAEExport, FeatureHistograms, LatentExplorer, SAEEvaluation
+from saelight.callbacks.config_log import LoggedConfig
 from saelight.data.command import cache
 from saelight.data.datamodule import ActivationDataModule
 from saelight.errors import SaelightError
 from saelight.evaluation.layer_sweep import layer_sweep_command
 from saelight.explorer.command import inspect_command
+from saelight.io.config_bases import expand_config_args
+from saelight.io.layout import RunLayout
 from saelight.module import SAEModule
 from saelight.report.command import report_command
 
@@ -48,8 +54,61 @@ CONFIG_KEYS = ("seed_everything", "trainer", "model", "data", "optimizer", "lr_s
 FIT_ONLY_KEYS = ("ckpt_path", "weights_only")
 
 
+def standard_loggers(root: str) -> list[Namespace]:
+    """W&B (offline unless WANDB_MODE says otherwise) and CSV, both saving under the run dir."""
+    name = str(Path(root)).removeprefix("runs/").replace("/", "-") or "saelight"
+    return [
+        _spec(
+            "lightning.pytorch.loggers.WandbLogger",
+            WandbLogger,
+            project="saelight",
+            name=name,
+            save_dir=root,
+            offline=True,
+        ),
+        _spec("lightning.pytorch.loggers.CSVLogger", CSVLogger, save_dir=root, name="csv"),
+    ]
+
+
+def standard_callbacks(root: str) -> list[Namespace]:
+    """Best exports, W&B histograms, held-out evaluation + report, explorer, last.ckpt."""
+    checkpoints = str(RunLayout.of(root).checkpoints)
+    return [
+        _spec("saelight.callbacks.BestSAEExport", BestSAEExport),
+        _spec("saelight.callbacks.FeatureHistograms", FeatureHistograms),
+        _spec("saelight.callbacks.SAEEvaluation", SAEEvaluation),
+        _spec("saelight.callbacks.LatentExplorer", LatentExplorer),
+        _spec(
+            "lightning.pytorch.callbacks.ModelCheckpoint",
+            ModelCheckpoint,
+            dirpath=checkpoints,
+            save_last=True,
+            save_top_k=0,
+        ),
+    ]
+
+
+def _spec(class_path: str, cls: type, **init_args: Any) -> Namespace:
+    """A `class_path`/`init_args` entry, as a YAML config would give it (`cls` keeps the import
+    of the class honest: a renamed class fails here, not in a user's run)."""
+    assert cls.__name__ == class_path.rsplit(".", 1)[1]
+    return Namespace(class_path=class_path, init_args=Namespace(**init_args))
+
+
 class SaelightCLI(LightningCLI):
-    """Links the values the data knows (activation width, cached layers) into the model."""
+    """Links the values the data knows (activation width, cached layers) into the model, and
+    gives every run the standard loggers and callbacks (`standard_loggers`,
+    `standard_callbacks`) when its config sets no `trainer.logger` / `trainer.callbacks`: a
+    config states its run directory once, in `trainer.default_root_dir`.
+    """
+
+    def before_instantiate_classes(self) -> None:
+        config = self.config[self.subcommand] if self.subcommand else self.config
+        root = str(config.trainer.default_root_dir or ".")
+        if config.trainer.logger is None:
+            config.trainer.logger = standard_loggers(root)
+        if config.trainer.callbacks is None:
+            config.trainer.callbacks = standard_callbacks(root)
 
     @staticmethod
     def subcommands() -> dict[str, set[str]]:
@@ -61,12 +120,21 @@ class SaelightCLI(LightningCLI):
 
 
 def make_cli(args: list[str] | None, run: bool = True) -> SaelightCLI:
-    """The LightningCLI of saelight; `args=None` reads `sys.argv` (the console script)."""
+    """The LightningCLI of saelight; `args=None` reads `sys.argv` (the console script).
+
+    `--config` files with a `base:` key are merged over their base first (see `config_bases`).
+    """
+    if args is None:
+        # LightningCLI warns when handed `args` while sys.argv has arguments: edit sys.argv.
+        sys.argv = [sys.argv[0], *expand_config_args(sys.argv[1:])]
+    else:
+        args = expand_config_args(args)
     return SaelightCLI(
         SAEModule,
         ActivationDataModule,
         args=args,
         run=run,
+        save_config_callback=LoggedConfig,
         save_config_kwargs={"overwrite": True},
         parser_kwargs={"parser_mode": "omegaconf"},
     )
@@ -95,9 +163,10 @@ def command_parser(name: str, fn: Callable[..., Any]) -> ArgumentParser:
     """The parser of one subcommand, built from `fn`'s signature.
 
     A `list` parameter without a default is positional (one or more values); other parameters
-    are `--name value` options (required when they have no default); `bool` ones are `--x` / `--no_x` flags; a LightningDataModule parameter takes the `data:` section of
-    a config (`--config X.yaml`, `--data.…` overrides), the other sections of the same YAML are
-    accepted and ignored.
+    are `--name value` options (required when they have no default); `bool` ones are `--x` /
+    `--no_x` flags; a LightningDataModule parameter takes the `data:` section of a config
+    (`--config X.yaml`, `--data.…` overrides), the other sections of the same YAML are accepted
+    and ignored.
     """
     description, helps = _docstring(fn)
     parser = ArgumentParser(
@@ -128,7 +197,7 @@ def run_command(name: str, argv: list[str]) -> Any:
     """Parse `argv` for subcommand `name` and call its function."""
     fn = COMMANDS[name]
     parser = command_parser(name, fn)
-    cfg = parser.parse_args(argv)
+    cfg = parser.parse_args(expand_config_args(argv))
     init = parser.instantiate_classes(cfg)
     params = inspect.signature(fn).parameters
     return fn(**{k: init[k] for k in params})
@@ -169,8 +238,7 @@ def main(args: list[str] | None = None) -> None:
         if argv[0] in COMMANDS:
             run_command(argv[0], argv[1:])
         else:
-            # LightningCLI warns when handed `args`: let it read sys.argv when that is the input.
-            if args is None:
+            if args is None:  # the console script: LightningCLI reads sys.argv itself
                 sys.argv = [sys.argv[0], *argv]
             make_cli(None if args is None else argv)
     except Exception as error:  # noqa: BLE001 (sorting user errors from bugs)

@@ -24,3 +24,40 @@ def _seed_dtype_and_env():
     for key in [k for k in os.environ if k.startswith("WANDB_")]:
         del os.environ[key]
     os.environ.update(wandb_env)
+
+
+def read_wandb_records(path) -> list:  # noqa: ANN001
+    """Every `Record` of an offline `run-*.wandb` file, decoded with the wandb SDK's protobufs.
+
+    The file is W&B's LevelDB-style log: a 7-byte header (":W&B", magic 0xBEE1, version 0), then
+    32 KiB blocks of chunks (crc32 4 B, length 2 B LE, type 1 B: 1 full, 2 first, 3 middle,
+    4 last). wandb 0.31 reads it in its Go core only, so the framing is decoded here.
+    """
+    from wandb.proto import wandb_internal_pb2
+
+    data = open(path, "rb").read()
+    assert data[:4] == b":W&B", f"{path} is not a W&B run file"
+    block, pos, records, pending = 32768, 7, [], b""
+    while pos + 7 <= len(data):
+        if block - pos % block < 7:  # the block's tail is padding
+            pos += block - pos % block
+            continue
+        length = int.from_bytes(data[pos + 4 : pos + 6], "little")
+        kind = data[pos + 6]
+        chunk = data[pos + 7 : pos + 7 + length]
+        pos += 7 + length
+        if kind == 0 and length == 0:
+            continue
+        pending = chunk if kind in (1, 2) else pending + chunk
+        if kind in (1, 4):
+            record = wandb_internal_pb2.Record()
+            record.ParseFromString(pending)
+            records.append(record)
+            pending = b""
+    return records
+
+
+@pytest.fixture
+def wandb_records():  # noqa: ANN201
+    """`read_wandb_records` as a fixture (tests cannot import conftest)."""
+    return read_wandb_records

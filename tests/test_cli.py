@@ -119,10 +119,66 @@ def test_cache_from_another_backbone_width_is_refused(tmp_path: Path, finished_r
     assert "hidden_size" in done.stderr and "32" in done.stderr and "64" in done.stderr
 
 
-def test_wandb_run_has_histograms_and_confusion_images(finished_run: Path) -> None:
-    history = next((finished_run / "wandb").glob("offline-run-*/run-*.wandb")).read_bytes()
-    assert b"L1/topk_s75/val/log10_feature_density" in history
-    assert b"L2/dense/test/confusion_vowel" in history
+def first_wandb_run(run_dir: Path) -> Path:
+    """The .wandb file of the run's first fit (a later test reruns fit in the same folder)."""
+    return sorted((run_dir / "wandb").glob("offline-run-*/run-*.wandb"))[0]
+
+
+def wandb_run_contents(run_dir: Path, read) -> tuple[dict, dict[str, str]]:  # noqa: ANN001
+    """(run config, {logged key: W&B value type or "scalar"}) of the run's offline .wandb file."""
+    config, logged = {}, {}
+    for record in read(first_wandb_run(run_dir)):
+        kind = record.WhichOneof("record_type")
+        updates = {"config": record.config.update, "run": record.run.config.update}.get(kind, [])
+        for item in updates:
+            config[item.key] = json.loads(item.value_json)
+        if kind == "history":
+            for item in record.history.item:
+                value = json.loads(item.value_json)
+                parts = [item.key] if item.key else list(item.nested_key)
+                if len(parts) == 1:  # a whole value
+                    typed = isinstance(value, dict) and "_type" in value
+                    logged[parts[0]] = value["_type"] if typed else "scalar"
+                elif parts[-1] == "_type":  # media and histograms come field by field
+                    logged["/".join(parts[:-1])] = value
+    return {k: v.get("value", v) if isinstance(v, dict) else v for k, v in config.items()}, logged
+
+
+def test_wandb_run_holds_config_grid_scalars_histograms_media(
+    finished_run: Path,
+    wandb_records,  # noqa: ANN001
+) -> None:
+    config, logged = wandb_run_contents(finished_run, wandb_records)
+    assert config["model"]["sparsities"] == [0.75, 0.9] and config["seed_everything"] == 0
+    cache = config["data"]["cache"]["init_args"]
+    assert cache["backbone"]["init_args"]["layers"] == [1, 2]
+    assert config["trainer"]["max_epochs"] == 3
+    grid = config["grid"]
+    assert set(grid) == {"L01_topk_s75", "L01_topk_s90", "L02_topk_s75", "L02_topk_s90"}
+    assert grid["L02_topk_s90"] == {
+        "layer": 2,
+        "name": "topk_s90",
+        "architecture": "topk",
+        "k": 6,
+        "sparsity": 0.9,
+        "d_sae": 64,
+    }
+    assert logged["L1/topk_s75/val/fvu"] == "scalar" and logged["L2/topk_s90/test/fvu"] == "scalar"
+    assert logged["L1/topk_s75/val/l0"] == "scalar"  # the mean; the distribution has its own key
+    assert logged["L1/topk_s75/val/l0_histogram"] == "histogram"
+    assert logged["L1/topk_s75/val/log10_feature_density"] == "histogram"
+    assert logged["grid"] == "table-file"
+    assert logged["L2/dense/test/confusion_vowel"] == "image-file"
+    assert logged["report/accuracy_vowel"] == "image-file"
+    assert logged["report/table/results"] == "table-file"
+    assert logged["explorer/L02_topk_s90/latents"] == "table-file"
+    tables = {
+        r.artifact.name: [c.path for c in r.artifact.manifest.contents]
+        for r in wandb_records(first_wandb_run(finished_run))
+        if r.WhichOneof("record_type") == "artifact"
+    }
+    (explorer,) = [files for name, files in tables.items() if "explorerL02_topk_s90" in name]
+    assert any(f.startswith("media/audio/") and f.endswith(".wav") for f in explorer)
 
 
 def test_report_tables_hold_the_logged_numbers(finished_run: Path) -> None:

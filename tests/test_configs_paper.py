@@ -13,10 +13,16 @@ import pytest
 import yaml
 
 from saelight.cli import SaelightCLI, make_cli
+from saelight.io.config_bases import load_with_bases
 
 ROOT = Path(__file__).resolve().parents[1]
 SWEEPS = ROOT / "configs" / "sweeps"
-CONFIGS = sorted(p for p in (ROOT / "configs").rglob("*.yaml") if SWEEPS not in p.parents)
+# A `base.yaml` is not a run of its own: it is parsed through every overlay naming it.
+CONFIGS = sorted(
+    p
+    for p in (ROOT / "configs").rglob("*.yaml")
+    if SWEEPS not in p.parents and p.name != "base.yaml"
+)
 PAPER = {  # backbone, layers (Mariotte et al. 2025, sec. Protocol)
     "hubert": ("facebook/hubert-base-ls960", [3, 12]),
     "wavlm": ("microsoft/wavlm-base-plus", [1, 12]),
@@ -40,15 +46,26 @@ def parse(monkeypatch: pytest.MonkeyPatch):  # noqa: ANN201
 
 
 def needs_root(path: Path) -> list[str]:
-    source = yaml.safe_load(path.read_text())["data"]["cache"]["source"]
+    source = load_with_bases(path)["data"]["cache"]["source"]
     return [ROOT_FLAG, "/data/VocalSet"] if source["class_path"].endswith("VocalSet") else []
 
 
 def config_args(path: Path) -> list[str]:
     """An overlay (no `data` section, e.g. cluster/slurm_ddp.yaml) is parsed over the quickstart."""
-    if "data" not in yaml.safe_load(path.read_text()):
+    if "data" not in load_with_bases(path):
         return ["--config", str(ROOT / "configs" / "quickstart.yaml"), "--config", str(path)]
     return ["--config", str(path), *needs_root(path)]
+
+
+def test_paper_overlays_hold_only_their_differences() -> None:
+    for name in PAPER:
+        for path in (ROOT / f"configs/paper/{name}.yaml", ROOT / f"configs/paper/frame/{name}.yaml"):
+            values = yaml.safe_load(path.read_text())
+            assert values["base"] == "base.yaml" and set(values) == {"base", "trainer", "data"}
+            assert len(path.read_text().splitlines()) <= 15, path
+    frame = load_with_bases(ROOT / "configs/paper/frame/hubert.yaml")
+    assert frame["data"]["cache"]["pooling"] == "frame" and frame["data"]["batch_size"] == 4096
+    assert frame["model"]["saes"][0]["init_args"]["aux_k_coefficient"] == 0  # from paper/base
 
 
 def test_configs_are_found() -> None:
@@ -114,7 +131,7 @@ def test_paper_protocol(parse, name: str, frame: bool) -> None:  # noqa: ANN001
     assert c.model.optimizer.init_args.lr == 1e-3
     # 10 epochs over 10 crops per file, validated 10 times each = the paper's 100 epochs.
     assert (c.trainer.max_epochs, c.trainer.val_check_interval) == (
-        (100, None) if frame else (10, 0.1)
+        (100, 1.0) if frame else (10, 0.1)
     )
     callbacks = [cb.class_path for cb in c.trainer.callbacks]
     assert {"saelight.callbacks.BestSAEExport", "saelight.callbacks.SAEEvaluation"} <= set(

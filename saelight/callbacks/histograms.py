@@ -11,10 +11,11 @@ from saelight.module import SAEModule
 
 
 class FeatureHistograms(L.Callback):
-    """Every N validation epochs, logs `<layer>/<name>/val/log10_feature_density` (one value per
-    latent: log10 of the fraction of validation rows it fires on) and `<layer>/<name>/val/l0` (one
-    value per row) as `wandb.Histogram`s. The distributions come from the module's validation
-    metrics (`SAEModule.val_distributions`), so nothing is read or encoded again. Only W&B loggers
+    """Every N validation epochs, logs `wandb.Histogram`s of `<layer>/<name>/val/
+    log10_feature_density` (one value per latent: log10 of the fraction of validation rows it
+    fires on) and `<layer>/<name>/val/l0_histogram` (one value per row; the scalar mean stays
+    `…/val/l0`). The distributions come from the module's validation metrics
+    (`SAEModule.val_distributions`), so nothing is read or encoded again. Only W&B loggers
     receive them (the CSV logger keeps the scalars).
 
     Args:
@@ -45,6 +46,6 @@ class FeatureHistograms(L.Callback):
             logs[f"{e.prefix}/val/log10_feature_density"] = wandb.Histogram(
                 log10_density(density).cpu().numpy()
             )
-            logs[f"{e.prefix}/val/l0"] = wandb.Histogram(per_row)
+            logs[f"{e.prefix}/val/l0_histogram"] = wandb.Histogram(per_row)
         for logger in loggers:
             logger.experiment.log({**logs, "trainer/global_step": trainer.global_step})

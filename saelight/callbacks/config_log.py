@@ -1,0 +1,45 @@
+"""The run's resolved config and its SAE grid in W&B, so runs filter and group by them.
+
+LightningCLI saves the resolved config as `config.yaml`; W&B would otherwise see an empty run
+config. `LoggedConfig` logs that same config (nested: `model.sparsities`, `data.cache.backbone…`)
+and, per SAE, its identity under `grid.<key>` (layer, architecture, k, sparsity, d_sae) plus a
+`grid` table, so a sweep's runs compare in the W&B UI.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import lightning as L
+import yaml
+from lightning.pytorch.cli import SaveConfigCallback
+
+from saelight.callbacks.loggers import wandb_loggers
+from saelight.evaluation.layer import sae_identity
+
+
+def grid_identities(pl_module: L.LightningModule) -> dict[str, dict[str, Any]]:
+    """{SAE key: {layer, name, architecture, k, sparsity, d_sae}} of an `SAEModule`'s grid."""
+    grid = getattr(pl_module, "grid", None) or []
+    return {
+        e.key: {"layer": e.layer, "name": e.name, **sae_identity(pl_module.sae(e))} for e in grid
+    }
+
+
+class LoggedConfig(SaveConfigCallback):
+    """`SaveConfigCallback` that also writes the config and the SAE grid into every W&B run."""
+
+    def save_config(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
+        loggers = wandb_loggers(trainer)
+        if not loggers:
+            return
+        import wandb
+
+        config = yaml.safe_load(self.parser.dump(self.config, skip_none=False)) or {}
+        grid = grid_identities(pl_module)
+        columns = ["key", "layer", "name", "architecture", "k", "sparsity", "d_sae"]
+        rows = [[key, *(ident.get(c) for c in columns[1:])] for key, ident in grid.items()]
+        for logger in loggers:
+            run = logger.experiment
+            run.config.update({**config, "grid": grid}, allow_val_change=True)
+            run.log({"grid": wandb.Table(columns=columns, data=rows)}, commit=False)

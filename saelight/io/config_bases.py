@@ -1,0 +1,64 @@
+"""`base:` in a saelight YAML: a config that states only how it differs from another one.
+
+    # configs/paper/hubert.yaml
+    base: base.yaml            # relative to this file; a base may name its own base
+    trainer: {default_root_dir: runs/paper/hubert}
+
+`expand_config_args` replaces each `--config FILE` whose YAML has `base:` by one `--config` of
+the merged YAML text (OmegaConf.merge: mappings merge key by key, lists are replaced — as when
+LightningCLI merges several `--config` files), so interpolations such as
+`${trainer.default_root_dir}/cache` may refer to keys of the base.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import yaml
+from omegaconf import OmegaConf
+
+from saelight.errors import SaelightError
+
+BASE_KEY = "base"
+
+
+def load_with_bases(path: Path, seen: tuple[Path, ...] = ()) -> dict[str, Any]:
+    """The YAML of `path` merged over its chain of bases (the nearest base last)."""
+    path = path.resolve()
+    if path in seen:
+        raise SaelightError(f"config {path}: `base:` chain loops ({' -> '.join(map(str, seen))})")
+    if not path.is_file():
+        raise SaelightError(f"config {path} does not exist")
+    values = yaml.safe_load(path.read_text()) or {}
+    base = values.pop(BASE_KEY, None)
+    if base is None:
+        return values
+    if not isinstance(base, str):
+        raise SaelightError(f"config {path}: `base:` must be a file name, got {base!r}")
+    merged = OmegaConf.merge(load_with_bases(path.parent / base, (*seen, path)), values)
+    return OmegaConf.to_container(merged, resolve=False)  # type: ignore[return-value]
+
+
+def expand_config_args(argv: list[str]) -> list[str]:
+    """`argv` with every `--config FILE` (or `--config=FILE`) that has a `base:` merged inline."""
+    out: list[str] = []
+    i = 0
+    while i < len(argv):
+        arg = argv[i]
+        value = None
+        if arg == "--config" and i + 1 < len(argv):
+            value, i = argv[i + 1], i + 2
+        elif arg.startswith("--config="):
+            value, i = arg.split("=", 1)[1], i + 1
+        else:
+            out.append(arg)
+            i += 1
+            continue
+        path = Path(value)
+        if path.suffix in (".yaml", ".yml") and path.is_file():
+            text = path.read_text()
+            if any(line.startswith(f"{BASE_KEY}:") for line in text.splitlines()):
+                value = yaml.safe_dump(load_with_bases(path), sort_keys=False)
+        out += ["--config", value]
+    return out
