@@ -9,6 +9,7 @@ defaults and help live in that signature and its Google docstring, nowhere else)
 from __future__ import annotations
 
 import inspect
+import logging
 import os
 import sys
 import traceback
@@ -22,17 +23,37 @@ from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.cli import LightningCLI
 from lightning.pytorch.loggers import CSVLogger, WandbLogger
 
-from saelight.callbacks import BestSAEExport, FeatureHistograms, LatentExplorer, SAEEvaluation
+from saelight.callbacks import (
+    BestSAEExport,
+    FeatureHistograms,
+    GridSummary,
+    LatentExplorer,
+    LogProgress,
+    SAEEvaluation,
+)
 from saelight.callbacks.config_log import LoggedConfig
+from saelight.callbacks.loggers import wandb_loggers
 from saelight.data.command import cache
 from saelight.data.datamodule import ActivationDataModule
-from saelight.errors import SaelightError
+from saelight.errors import ConfigError, SaelightError
 from saelight.evaluation.layer_sweep import layer_sweep_command
 from saelight.explorer.command import inspect_command
 from saelight.io.config_bases import expand_config_args
 from saelight.io.layout import RunLayout
+from saelight.io.progress import is_terminal
 from saelight.module import SAEModule
 from saelight.report.command import report_command
+
+
+class _DropTip(logging.Filter):
+    """Lightning advertises its cloud logger ("💡 Tip: … litlogger") on every run; a saelight run
+    logs to W&B and CSV already, so the line is noise in every log file."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "litlogger" not in record.getMessage()
+
+
+logging.getLogger("lightning.pytorch.utilities.rank_zero").addFilter(_DropTip())
 
 COMMANDS: dict[str, Callable[..., Any]] = {
     "cache": cache,
@@ -74,6 +95,7 @@ def standard_callbacks(root: str) -> list[Namespace]:
     """Best exports, W&B histograms, held-out evaluation + report, explorer, last.ckpt."""
     checkpoints = str(RunLayout.of(root).checkpoints)
     return [
+        _spec("saelight.callbacks.GridSummary", GridSummary),
         _spec("saelight.callbacks.BestSAEExport", BestSAEExport),
         _spec("saelight.callbacks.FeatureHistograms", FeatureHistograms),
         _spec("saelight.callbacks.SAEEvaluation", SAEEvaluation),
@@ -95,6 +117,44 @@ def _spec(class_path: str, cls: type, **init_args: Any) -> Namespace:
     return Namespace(class_path=class_path, init_args=Namespace(**init_args))
 
 
+def check_optimizer(spec: Namespace | None) -> None:
+    """Build the configured optimizer on one dummy parameter, so a bad value (a negative lr)
+    stops with the config field named before any model or audio is loaded."""
+    if spec is None or not getattr(spec, "class_path", None):
+        return
+    import importlib
+
+    import torch
+
+    module, _, name = str(spec.class_path).rpartition(".")
+    cls = getattr(importlib.import_module(module), name)
+    init_args = dict(vars(spec.init_args)) if getattr(spec, "init_args", None) else {}
+    try:
+        cls([torch.nn.Parameter(torch.zeros(1))], **init_args)
+    except (ValueError, TypeError) as error:
+        raise ConfigError(f"model.optimizer ({spec.class_path}): {error}") from None
+
+
+def check_checkpoint(path: str | None) -> None:
+    """A `--ckpt_path` file must be a complete checkpoint (a zip archive whose members all pass
+    their CRC), else torch fails mid-load with `OSError: [Errno 22] Invalid argument`."""
+    if not path or path in ("last", "best", "hpc", "registry") or not Path(path).is_file():
+        return
+    import zipfile
+
+    try:
+        with zipfile.ZipFile(path) as archive:
+            bad = archive.testzip()
+    except (zipfile.BadZipFile, OSError) as error:
+        raise ConfigError(
+            f"ckpt_path {path} is not a complete checkpoint ({error}): truncated or not a "
+            "Lightning .ckpt",
+            hint="resume from another checkpoint, or drop --ckpt_path to start over",
+        ) from None
+    if bad is not None:
+        raise ConfigError(f"ckpt_path {path} is corrupt: member {bad} fails its CRC check")
+
+
 class SaelightCLI(LightningCLI):
     """Links the values the data knows (activation width, cached layers) into the model, and
     gives every run the standard loggers and callbacks (`standard_loggers`,
@@ -102,13 +162,37 @@ class SaelightCLI(LightningCLI):
     config states its run directory once, in `trainer.default_root_dir`.
     """
 
+    def parse_arguments(self, parser: Any, args: Any) -> None:
+        super().parse_arguments(parser, args)
+        # Checked here: LightningCLI reads the checkpoint's hyperparameters right after parsing.
+        subcommand = self.config.get("subcommand")
+        if subcommand:
+            check_checkpoint(self.config[subcommand].get("ckpt_path"))
+
     def before_instantiate_classes(self) -> None:
         config = self.config[self.subcommand] if self.subcommand else self.config
+        check_optimizer(config.model.get("optimizer"))
         root = str(config.trainer.default_root_dir or ".")
         if config.trainer.logger is None:
             config.trainer.logger = standard_loggers(root)
         if config.trainer.callbacks is None:
             config.trainer.callbacks = standard_callbacks(root)
+        if config.trainer.enable_progress_bar is not False and not is_terminal():
+            # A bar redrawn in place shows nothing in a log file: plain lines instead.
+            bars = [c for c in config.trainer.callbacks if "Progress" in str(c.class_path)]
+            if not bars:
+                config.trainer.callbacks.append(
+                    _spec("saelight.callbacks.LogProgress", LogProgress)
+                )
+
+    def instantiate_trainer(self, **kwargs: Any) -> Any:
+        trainer = super().instantiate_trainer(**kwargs)
+        for logger in wandb_loggers(trainer):
+            # Lightning's WandbLogger passes `anonymous=None`, which wandb >= 0.2x warns about on
+            # every run although nobody set it; drop the unset key before the run starts.
+            if logger._wandb_init.get("anonymous", False) is None:
+                del logger._wandb_init["anonymous"]
+        return trainer
 
     @staticmethod
     def subcommands() -> dict[str, set[str]]:

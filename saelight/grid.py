@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from torch import nn
 
 from saelight.sae.base import SAE
+from saelight.sae.spec import build_at_sparsity
 
 
 @dataclass(frozen=True)
@@ -19,7 +20,7 @@ class GridEntry:
         layer_pos: position of that layer in the cache rows' layer axis.
         name: spec name, e.g. "topk_s90" (sparsity 90 %) or "relu".
         key: the ModuleDict key (no dots), e.g. "L03_topk_s90".
-        sparsity: the grid's sparsity for this SAE (None when the spec sets k itself).
+        sparsity: the grid's sparsity for this SAE (None when the spec sets its own knob).
     """
 
     layer: int
@@ -35,16 +36,18 @@ class GridEntry:
 
 
 def spec_name(sae: SAE, sparsity: float | None) -> str:
+    """`<architecture>_s<grid sparsity %>`, else `<architecture>_k<k>`, else the architecture."""
     if sparsity is not None:
         return f"{sae.architecture}_s{round(sparsity * 100, 2):g}"
-    k = getattr(sae, "k", None)
+    k = sae.identity()["k"]
     return f"{sae.architecture}_k{k}" if k is not None else sae.architecture
 
 
 def build_grid(
     saes: list[Callable[..., SAE]], sparsities: list[float] | None, d_in: int, layers: list[int]
 ) -> tuple[nn.ModuleDict, list[GridEntry]]:
-    """Instantiate every (layer, spec, sparsity) SAE; a sparsity overrides the spec's own k."""
+    """Instantiate every (layer, spec, sparsity) SAE; each SAE's class maps a grid sparsity to
+    its own knob (k for the TopK family) or refuses it, naming the field to set instead."""
     if not saes:
         raise ValueError("model.saes must list at least one SAE (class_path + init_args)")
     if d_in < 1:
@@ -53,7 +56,7 @@ def build_grid(
     for pos, layer in enumerate(layers):
         for make in saes:
             for sparsity in sparsities or [None]:
-                sae = make(d_in) if sparsity is None else make(d_in, k=None, sparsity=sparsity)
+                sae = build_at_sparsity(make, d_in, sparsity)
                 name = spec_name(sae, sparsity)
                 base, n = name, 2
                 while (layer, name) in seen:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable
 from typing import Any
 
@@ -17,6 +18,10 @@ from saelight.metrics.reconstruction import FVU, MSE, CosineSimilarity
 from saelight.metrics.sparsity import L0, FeatureDensity
 from saelight.sae.base import SAE
 from saelight.sae.schedules import SparsityAnneal, WarmupDecay
+
+# Lightning 2.6's own pytree helper calls `isinstance(treespec, LeafSpec)`, which torch >= 2.10
+# deprecates, on every step: the user can do nothing about it (fixed upstream in Lightning).
+warnings.filterwarnings("ignore", message=r"`isinstance\(treespec, LeafSpec\)` is deprecated")
 
 
 def prefer_fused(optimizer: torch.optim.Optimizer) -> torch.optim.Optimizer:
@@ -49,7 +54,9 @@ class SAEModule(L.LightningModule):
 
     Args:
         saes: SAE specs (class_path + init_args); each is built once per cache layer and sparsity.
-        sparsities: if set, each spec is built once per sparsity s (k = int((1 - s) * d_sae)).
+        sparsities: if set, each spec is built once per sparsity s, which its class maps to its
+            own knob (`SAE.sparsity_init_args`; TopK family: k = int((1 - s) * d_sae)); a class
+            without one (ReLU, JumpReLU, HierarchicalTopK) is refused, naming the field to set.
         d_in: activation width; linked from the data, never set by hand.
         layers: backbone layers of the cache rows; linked from the data.
         optimizer: optimiser factory (torch.optim.Adam at lr 1e-3 is the paper's).
@@ -82,10 +89,7 @@ class SAEModule(L.LightningModule):
         self.optimizer_factory, self.lr_schedule = optimizer, lr_schedule
         self.sparsity_schedule, self.dead_after_samples = sparsity_schedule, dead_after_samples
         self.nonfinite = nonfinite
-        self.targets = {
-            e.key: float(getattr(self.saes[e.key], self.saes[e.key].sparsity_attr))
-            for e in self.grid
-        }
+        self.targets = {e.key: self.sae(e).sparsity_knob for e in self.grid}
         for e in self.grid:
             self.register_buffer(
                 f"since_fired_{e.key}", torch.zeros(self.saes[e.key].d_sae, dtype=torch.long)
@@ -164,7 +168,7 @@ class SAEModule(L.LightningModule):
             for e in self.grid:
                 sae = self.sae(e)
                 value = self.sparsity_schedule(self.global_step, self.targets[e.key])
-                setattr(sae, sae.sparsity_attr, round(value) if sae.sparsity_attr == "k" else value)
+                sae.sparsity_knob = value  # the SAE rounds it where the knob is an integer (k)
 
     def training_step(self, batch: dict[str, Tensor], batch_idx: int) -> Tensor:
         x = self._clean(batch["x"])
@@ -189,9 +193,7 @@ class SAEModule(L.LightningModule):
                     {
                         f"{e.prefix}/train/mse": mse.detach(),
                         f"{e.prefix}/train/aux_loss": out.aux_loss.detach(),
-                        f"{e.prefix}/train/{sae.sparsity_attr}": float(
-                            getattr(sae, sae.sparsity_attr)
-                        ),
+                        f"{e.prefix}/train/{sae.sparsity_attr}": sae.sparsity_knob,
                         f"{e.prefix}/train/dead_fraction": (counter >= self.dead_after_samples)
                         .float()
                         .mean(),

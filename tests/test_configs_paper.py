@@ -59,7 +59,8 @@ def config_args(path: Path) -> list[str]:
 
 def test_paper_overlays_hold_only_their_differences() -> None:
     for name in PAPER:
-        for path in (ROOT / f"configs/paper/{name}.yaml", ROOT / f"configs/paper/frame/{name}.yaml"):
+        for folder in ("configs/paper", "configs/paper/frame"):
+            path = ROOT / folder / f"{name}.yaml"
             values = yaml.safe_load(path.read_text())
             assert values["base"] == "base.yaml" and set(values) == {"base", "trainer", "data"}
             assert len(path.read_text().splitlines()) <= 15, path

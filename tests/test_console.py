@@ -23,7 +23,9 @@ SUBCOMMANDS = ("fit", "validate", "test", "cache", "report", "inspect", "layer-s
 ENV = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "WANDB_MODE": "offline"}
 
 
-def saelight(*args: str, cwd: Path | None = None, timeout: int = 600) -> subprocess.CompletedProcess:
+def saelight(
+    *args: str, cwd: Path | None = None, timeout: int = 600
+) -> subprocess.CompletedProcess:  # noqa: E501
     return subprocess.run(
         [SAELIGHT, *args], cwd=cwd, capture_output=True, text=True, timeout=timeout, env=ENV
     )

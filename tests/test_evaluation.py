@@ -11,6 +11,7 @@ from saelight.evaluation.layer import (
     evaluate_layer,
     probe_labels,
 )
+from saelight.metrics.disentanglement import lasso_completeness
 from saelight.sae import TopKSAE
 
 
@@ -64,3 +65,45 @@ def test_evaluate_layer_rows_and_deltas() -> None:
     )
     assert dense["top_factors"][0] == "f0" and dense["r2_mean"] > 0.3
     assert 0 <= row["completeness_mean"] <= 1 and "mig" in row
+
+
+def test_rows_hold_per_clip_correctness_that_adds_up_to_the_accuracy() -> None:
+    splits = make_splits()
+    rows = evaluate_layer(
+        3, splits, {"s": TopKSAE(8, d_sae=16, k=4)}, EvalOptions(probe="logistic")
+    )
+    for row in rows:
+        correct = row["probe_vowel_clip_correct"]
+        assert len(correct) == 60 and set(correct) <= {0, 1}
+        assert sum(correct) / 60 == pytest.approx(row["probe_vowel_acc"])
+        assert "test_clip_rows" not in row  # one test row per clip
+    # Frame-level: 3 rows per clip; the counts are per clip, sorted by clip id.
+    test = splits["test"]
+    test.meta["clip_id"] = [f"c{j // 3:02d}" for j in range(60)]
+    dense = evaluate_layer(3, splits, {}, EvalOptions(probe="logistic", disentanglement=False))[0]
+    assert dense["test_clip_rows"] == [3] * 20
+    assert sum(dense["probe_vowel_clip_correct"]) / 60 == pytest.approx(dense["probe_vowel_acc"])
+    assert max(dense["probe_vowel_clip_correct"]) <= 3
+
+
+def test_width_independent_columns_protocol_and_bootstrap() -> None:
+    splits = make_splits()
+    sae = {"s": TopKSAE(8, d_sae=16, k=4)}
+    ours = evaluate_layer(3, splits, sae, EvalOptions(probe="logistic", standard_scores=False))
+    for row in ours:
+        assert row["effective_dims"] == pytest.approx(np.exp(row["factor_entropy_mean"]))
+        h, width = row["factor_entropy_mean"], row["d_sae"]
+        assert row["completeness_mean"] == pytest.approx(1 - h / np.log(width))
+        assert "factor_entropy_boot" not in row
+    opts = EvalOptions(probe="logistic", standard_scores=False, protocol="paper", bootstrap=3)
+    paper = evaluate_layer(3, splits, sae, opts)
+    meta = splits["test"].meta
+    factors = {n: meta[f"factor_{n}"].to_numpy(np.float64) for n in ("f0", "noise")}
+    in_sample = lasso_completeness(
+        splits["test"].x, factors, held_out=False, groups=meta["clip_id"]
+    )
+    assert paper[0]["r2_mean"] == pytest.approx(in_sample.summary["r2_mean"])
+    assert paper[0]["r2_mean"] != pytest.approx(ours[0]["r2_mean"])
+    for row in paper:
+        assert len(row["factor_entropy_boot"]) == 3
+        assert all(v is None or 0 <= v <= np.log(row["d_sae"]) for v in row["factor_entropy_boot"])

@@ -21,7 +21,6 @@ import numpy as np
 import pandas as pd
 import pytest
 
-import saelight.cache.format as fmt
 import saelight.io.atomic as atomic
 from saelight.cache import ActivationCache, CacheCorruptError, CacheReader
 from saelight.cli import main, make_cli

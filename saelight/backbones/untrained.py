@@ -90,7 +90,9 @@ class UntrainedBackbone(HFBackbone):
             "random-network baseline for smoke tests, not a foundation model's",
             self.name,
         )
-        super().__init__(str(path), revision=None, trust_remote_code=False, **kwargs)
+        super().__init__(
+            str(path), revision=None, trust_remote_code=False, whisper_window_s=None, **kwargs
+        )
         self.weights_sha256 = weights_sha256(self.net)
 
     def identity(self) -> dict[str, Any]:

@@ -12,11 +12,10 @@ from typing import Any, Literal
 
 import numpy as np
 import torch
-from tqdm.auto import tqdm
 
 from saelight.audio.base import AudioSource, BadAudioError, Clip
 from saelight.audio.decode import crop_or_pad, validate_waveform
-from saelight.backbones.hf import HFBackbone
+from saelight.backbones.base import Backbone
 from saelight.backbones.pooling import mean_pool
 from saelight.cache.format import (
     FORMAT_VERSION,
@@ -31,6 +30,7 @@ from saelight.cache.format import (
 from saelight.cache.parts import covered, extract_then_merge, merge, read_parts, todo
 from saelight.cache.reader import CacheReader
 from saelight.cache.writer import ShardWriter
+from saelight.io.progress import progress as progress_bar
 
 log = logging.getLogger(__name__)
 
@@ -65,7 +65,7 @@ class ActivationCache:
         self,
         directory: str,
         source: AudioSource,
-        backbone: HFBackbone,
+        backbone: Backbone,
         pooling: Literal["clip", "frame"] = "clip",
         crop_seconds: float | None = None,
         crops_per_file: int = 1,
@@ -152,9 +152,8 @@ class ActivationCache:
             check_compatible(header, recipe, self.directory)
             if header["complete"]:
                 return self.open()
+        self.source.validate()
         clips = self.source.clips()
-        if not clips:
-            raise ValueError(f"source {type(self.source).__name__} has no clips")
         t0 = time.perf_counter()
 
         def extract(rank: int, world: int) -> None:
@@ -227,11 +226,9 @@ class ActivationCache:
         n_todo = sum(b - a for a, b in runs)
         if done:
             log.info("cache %s: resuming, rank %d has %d clips left", self.directory, rank, n_todo)
-        bar = tqdm(
-            total=n_todo,
-            unit="clip",
-            disable=not progress or rank != 0,
-            desc=f"cache {self.directory.name}" + (f" rank {rank}/{world}" if world > 1 else ""),
+        where = f"{self.directory}" + (f" (rank {rank}/{world})" if world > 1 else "")
+        bar = progress_bar(
+            n_todo, f"extracting clips into {where}", "clip", enabled=progress and rank == 0
         )
         writer = ShardWriter(self.directory, part, name)
         for start, end in runs:
@@ -242,15 +239,14 @@ class ActivationCache:
 
     def _use_local_gpu(self, rank: int) -> None:
         """With a plain "cuda" device, move the backbone to this process's GPU (LOCAL_RANK)."""
-        device = getattr(self.backbone, "device", None)
+        device = getattr(self.backbone, "device", None)  # duck-typed test backbones have none
         if device is None or device.type != "cuda" or device.index is not None:
             return
         local = int(os.environ.get("LOCAL_RANK", rank)) % max(torch.cuda.device_count(), 1)
-        self.backbone.device = torch.device("cuda", local)
-        self.backbone.net.to(self.backbone.device)
+        self.backbone.to(torch.device("cuda", local))
 
     def _extract_range(
-        self, clips: list[Clip], start: int, end: int, writer: ShardWriter, bar: tqdm
+        self, clips: list[Clip], start: int, end: int, writer: ShardWriter, bar: Any
     ) -> None:
         """Queue the rows of clips [start, end); a clip's crops always share one backbone batch."""
         batch: list[tuple[int, Clip, Segment, np.ndarray]] = []
@@ -313,9 +309,10 @@ class ActivationCache:
     def _bad(self, writer: ShardWriter, clip: Clip, reason: str, index: int) -> None:
         if self.on_bad_input == "error":
             writer.commit(index)  # keep every clip before the bad one
+            where = str(clip.path or clip.clip_id)
             raise BadAudioError(
-                f"{clip.path or clip.clip_id}: {reason} (set cache.on_bad_input: skip "
-                "to skip such clips)"
+                reason if where in reason else f"{where}: {reason}",
+                hint="set cache.on_bad_input: skip to skip such clips",
             )
         log.warning("skipping %s: %s", clip.path or clip.clip_id, reason)
         writer.skip(index, clip.clip_id, clip.path, reason)

@@ -4,5 +4,14 @@ from saelight.callbacks.best_export import BestSAEExport
 from saelight.callbacks.evaluation import SAEEvaluation
 from saelight.callbacks.explorer import LatentExplorer
 from saelight.callbacks.histograms import FeatureHistograms
+from saelight.callbacks.progress import LogProgress
+from saelight.callbacks.summary import GridSummary
 
-__all__ = ["BestSAEExport", "FeatureHistograms", "LatentExplorer", "SAEEvaluation"]
+__all__ = [
+    "BestSAEExport",
+    "FeatureHistograms",
+    "GridSummary",
+    "LatentExplorer",
+    "LogProgress",
+    "SAEEvaluation",
+]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import logging
+import os
 from typing import Any, Literal
 
 import lightning as L
@@ -43,13 +44,18 @@ class SAEEvaluation(L.Callback):
             "logistic" = standardised scikit-learn logistic regression (fast).
         labels: labels to probe (default: every label with classes shared by train/val/test).
         k_sparse: also probe the k best single features per label (0 disables).
-        disentanglement: Lasso R² / completeness (paper + K-fair) on the test split's factors.
+        disentanglement: Lasso R², completeness (paper's K, K-fair) and the width-independent
+            effective dims per factor on the test split's factors.
         standard_scores: DCI, MIG, SAP and modularity too (needs `disentanglement`).
         factors: factor names to use (default: all `factor_*` columns of the cache).
         probe_train_crops: train probes on the first N random crops of each train file (0 = all).
         every_n_val_epochs: also run fast logistic probes every N validation epochs (0 = never).
         max_rows_per_split: subsample larger splits (frame-level caches) to this many rows.
-        report: write `report.md` + figures at fit end.
+        protocol: "saelight" scores the Lasso R² on held-out test files; "paper" fits and scores
+            it on the same files, as the original (in-sample).
+        bootstrap: refit each row's top-factor Lassos on this many resamples of the test clips,
+            for an interval on claim 3 (0 = off; ~0.1 s per resample and representation).
+        report: write `report.md` + figures at fit end (claim 1 on `labels`, default all).
         seed: seed of probes, subsampling and held-out splits.
         dirpath: run directory (default: trainer.default_root_dir).
     """
@@ -65,13 +71,21 @@ class SAEEvaluation(L.Callback):
         probe_train_crops: int = 1,
         every_n_val_epochs: int = 0,
         max_rows_per_split: int = 20_000,
+        protocol: Literal["saelight", "paper"] = "saelight",
+        bootstrap: int = 0,
         report: bool = True,
         seed: int = 42,
         dirpath: str | None = None,
     ) -> None:
         if probe not in ("paper", "logistic"):
             raise ValueError(f"SAEEvaluation.probe must be 'paper' or 'logistic', got {probe!r}")
+        if protocol not in ("saelight", "paper"):
+            raise ValueError(
+                f"SAEEvaluation.protocol must be 'saelight' or 'paper', got {protocol!r}"
+            )
         self.opts = EvalOptions(
+            protocol=protocol,
+            bootstrap=bootstrap,
             probe=probe,
             labels=labels,
             k_sparse=k_sparse,
@@ -159,10 +173,16 @@ class SAEEvaluation(L.Callback):
             write_results(layout.root, rows, run_summary(trainer))
             self._log(trainer, rows)
             self._log_confusions(trainer, rows)
+            self._flag_collapsed(trainer, rows)
             if self.report:
                 from saelight.report.build import write_report
 
-                write_report([layout.root], layout.report, wandb_run=wandb_run(trainer))
+                write_report(
+                    [layout.root],
+                    layout.report,
+                    wandb_run=wandb_run(trainer),
+                    labels=self.opts.labels,
+                )
         trainer.strategy.barrier()
         return rows
 
@@ -170,8 +190,9 @@ class SAEEvaluation(L.Callback):
     def _layer_saes(
         pl_module: SAEModule, layer_pos: int, layout: RunLayout, best: bool
     ) -> tuple[dict[str, SAE], dict[str, float | None]]:
-        """The layer's SAEs by name (best exports when present); a HierarchicalTopK SAE becomes one
-        entry per k of its ladder (`<name>@k<k>`): one run, a whole sparsity axis."""
+        """The layer's SAEs by name (best exports when present), one entry per
+        `SAE.eval_variants` (a HierarchicalTopK SAE: `<name>@k<k>` per k of its ladder, one run,
+        a whole sparsity axis), with the sparsity each reports."""
         saes: dict[str, SAE] = {}
         sparsities: dict[str, float | None] = {}
         for e in (e for e in pl_module.grid if e.layer_pos == layer_pos):
@@ -180,13 +201,10 @@ class SAEEvaluation(L.Callback):
                 sae = SAE.from_pretrained(path)
             else:
                 sae = copy.deepcopy(pl_module.sae(e)).cpu().float()
-            for k in getattr(sae, "ks", None) or [None]:
-                if k is None:
-                    saes[e.name], sparsities[e.name] = sae, e.sparsity
-                else:
-                    rung = copy.deepcopy(sae)
-                    rung.k = k
-                    saes[f"{e.name}@k{k}"], sparsities[f"{e.name}@k{k}"] = rung, 1 - k / sae.d_sae
+            for suffix, variant in sae.eval_variants().items():
+                name = e.name + suffix
+                saes[name] = variant
+                sparsities[name] = e.sparsity if not suffix else variant.target_sparsity
         return saes, sparsities
 
     @staticmethod
@@ -208,6 +226,24 @@ class SAEEvaluation(L.Callback):
         run.log(images)
 
     @staticmethod
+    def _flag_collapsed(trainer: L.Trainer, rows: list[dict[str, Any]]) -> None:
+        """W&B summary `L<layer>/<name>/collapsed` (bool) and `.../collapse_reasons` per SAE,
+        by the one rule of `saelight.report.collapse`, so a sweep's table can filter on it."""
+        from saelight.report.collapse import collapse_reasons
+
+        run = wandb_run(trainer)
+        for row in rows:
+            if row["kind"] == "dense":
+                continue
+            reasons = collapse_reasons(row)
+            if reasons:
+                log.warning("L%s %s collapsed: %s", row["layer"], row["name"], "; ".join(reasons))
+            if run is not None:
+                prefix = f"L{row['layer']}/{row['name']}"
+                run.summary[f"{prefix}/collapsed"] = bool(reasons)
+                run.summary[f"{prefix}/collapse_reasons"] = "; ".join(reasons)
+
+    @staticmethod
     def _log(trainer: L.Trainer, rows: list[dict[str, Any]]) -> None:
         metrics = {
             f"L{r['layer']}/{r['name']}/test/{k}": float(v)
@@ -225,4 +261,11 @@ class SAEEvaluation(L.Callback):
 def run_summary(trainer: L.Trainer) -> dict[str, Any]:
     """The data of the run (see `ActivationDataModule.run_summary`) and how long it trained."""
     summary = trainer.datamodule.run_summary()
-    return {**summary, "epochs": trainer.current_epoch, "steps": trainer.global_step}
+    # seed_everything's seed: `saelight report` averages runs that differ only by it.
+    seed = os.environ.get("PL_GLOBAL_SEED")
+    return {
+        **summary,
+        "epochs": trainer.current_epoch,
+        "steps": trainer.global_step,
+        "seed": int(seed) if seed is not None else None,
+    }

@@ -15,6 +15,7 @@ global batches served) in every checkpoint, and a resumed fit continues mid-epoc
 from __future__ import annotations
 
 import logging
+import warnings
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -26,6 +27,12 @@ from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 from saelight.cache.reader import CacheReader
 
 log = logging.getLogger(__name__)
+# Lightning warns that an IterableDataset's __len__ may be wrong with several workers unless each
+# worker takes its own share; `CachedBatches.__iter__` does exactly that (worker w yields batches
+# w, w + n, ...), so the warning says nothing a user can act on.
+warnings.filterwarnings(
+    "ignore", message="Your `IterableDataset` has `__len__` defined", category=UserWarning
+)
 
 
 def rank_and_world() -> tuple[int, int]:

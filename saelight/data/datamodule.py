@@ -62,7 +62,7 @@ class ActivationDataModule(L.LightningDataModule):
 
     @property
     def pooling(self) -> str:
-        """"clip" or "frame": what one cached row is."""
+        """ "clip" or "frame": what one cached row is."""
         return self.cache.pooling
 
     def backbone_identity(self) -> dict[str, Any]:
@@ -89,7 +89,7 @@ class ActivationDataModule(L.LightningDataModule):
 
     def setup(self, stage: str | None = None) -> None:
         if self.reader is None:
-            self.cache.build()
+            self.cache.build()  # checks the source's splits before extracting anything
             self.reader = self.cache.open(verify=self.verify_checksums)
         for split in SPLITS:
             if stage in (None, "fit") and split == "test":

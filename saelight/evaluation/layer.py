@@ -20,10 +20,15 @@ from saelight.audio.base import SPLITS as SPLIT_NAMES
 from saelight.cache.format import factor_column, factor_names, label_column, label_names
 from saelight.evaluation.results import (
     DENSE,
+    EFFECTIVE_DIMS,
+    FACTOR_ENTROPY_BOOT,
+    TEST_CLIP_ROWS,
     completeness_key,
+    factor_entropy_key,
     ksparse_acc_key,
     probe_acc_key,
     probe_classes_key,
+    probe_clip_correct_key,
     probe_confusion_key,
     probe_delta_key,
     probe_f1_key,
@@ -34,6 +39,7 @@ from saelight.metrics.disentanglement_info import information_scores
 from saelight.metrics.probe import ProbeResult, k_sparse_probe, linear_probe, logistic_probe
 from saelight.metrics.reconstruction import cosine_similarity, fvu, mse
 from saelight.metrics.sparsity import feature_density, l0
+from saelight.metrics.uncertainty import lasso_entropy_bootstrap
 from saelight.sae.base import SAE
 
 log = logging.getLogger(__name__)
@@ -49,8 +55,16 @@ class SplitData:
 
 @dataclass
 class EvalOptions:
-    """What to compute (see `SAEEvaluation` for the meaning of each field)."""
+    """What to compute (see `SAEEvaluation` for the meaning of each field).
 
+    `protocol="paper"` fits and scores the Lasso R² on the same test rows, as the original does
+    (in-sample, optimistic); "saelight" scores R² on held-out test files. `bootstrap` > 0 refits
+    each row's top-factor Lassos on that many resamples of the test clips, for an interval on the
+    SAE − dense entropy (slow: one Lasso fit per resample and representation).
+    """
+
+    protocol: Literal["saelight", "paper"] = "saelight"
+    bootstrap: int = 0
     probe: Literal["paper", "logistic"] = "paper"
     labels: list[str] | None = None
     k_sparse: int = 8
@@ -110,6 +124,21 @@ def run_probe(
     return logistic_probe(*args, seed=seed)
 
 
+def test_clips(meta: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+    """(clip index of each test row, rows per clip), clips in sorted `clip_id` order.
+
+    A bootstrap resamples clips, not rows: the frames of one clip are not independent.
+    """
+    ids = meta["clip_id"].to_numpy() if "clip_id" in meta else np.arange(len(meta))
+    _, inverse = np.unique(ids, return_inverse=True)
+    return inverse, np.bincount(inverse)
+
+
+def per_clip_correct(correct: np.ndarray, clips: np.ndarray) -> list[int]:
+    """Correct test rows per clip, from a probe's `test_correct` and `test_clips(...)[0]`."""
+    return np.bincount(clips, weights=correct.astype(np.float64)).astype(int).tolist()
+
+
 def probe_scores(
     features: dict[str, np.ndarray],
     splits: dict[str, SplitData],
@@ -118,6 +147,7 @@ def probe_scores(
     with_k_sparse: bool,
 ) -> dict[str, Any]:
     out: dict[str, Any] = {}
+    clips, _ = test_clips(splits["test"].meta)
     for name in labels:
         y = label_arrays(splits, name)
         result = run_probe(opts.probe, features, y, opts.seed)
@@ -125,6 +155,8 @@ def probe_scores(
         out[probe_f1_key(name)] = result.macro_f1
         out[probe_confusion_key(name)] = result.confusion.tolist()
         out[probe_classes_key(name)] = [str(c) for c in result.classes]
+        if result.test_correct is not None:
+            out[probe_clip_correct_key(name)] = per_clip_correct(result.test_correct, clips)
         if with_k_sparse and opts.k_sparse > 0:
             k = min(opts.k_sparse, features["train"].shape[1])
             out[ksparse_acc_key(name)] = run_probe(opts.probe, features, y, opts.seed, k=k).accuracy
@@ -134,7 +166,8 @@ def probe_scores(
 def disentanglement_scores(
     codes: np.ndarray, meta: pd.DataFrame, opts: EvalOptions
 ) -> dict[str, Any]:
-    """Paper's Lasso R²/completeness (held out + K-fair), DCI, MIG, SAP, modularity on test rows."""
+    """Paper's Lasso R²/completeness (+ K-fair, entropy, effective dims), DCI, MIG, SAP, modularity
+    on test rows; R² held out unless `opts.protocol == "paper"`."""
     names = factor_names(meta.columns)
     if opts.factors is not None:
         names = [n for n in names if n in set(opts.factors)]
@@ -143,7 +176,8 @@ def disentanglement_scores(
     factors = {n: meta[factor_column(n)].to_numpy(np.float64) for n in names}
     groups = meta["clip_id"].to_numpy()
     out: dict[str, Any] = {}
-    paper = lasso_completeness(codes, factors, seed=opts.seed, groups=groups)
+    held_out = opts.protocol != "paper"
+    paper = lasso_completeness(codes, factors, seed=opts.seed, groups=groups, held_out=held_out)
     s = paper.summary
     out.update(
         r2_mean=s["r2_mean"],
@@ -153,6 +187,15 @@ def disentanglement_scores(
         for stat in ("mean", "std"):
             out[completeness_key(variant, stat)] = s[f"{source}_{stat}"]
     out["top_factors"] = [paper.factor_names[i] for i in paper.top]
+    for stat in ("mean", "std"):
+        out[factor_entropy_key(stat)] = s[f"entropy_{stat}"]
+    out[EFFECTIVE_DIMS] = s["effective_dims"]
+    if opts.bootstrap > 0:
+        top = {n: factors[n] for n in out["top_factors"]}
+        boot = lasso_entropy_bootstrap(
+            codes, top, n_resamples=opts.bootstrap, held_out=held_out, seed=opts.seed, groups=groups
+        )
+        out[FACTOR_ENTROPY_BOOT] = [None if np.isnan(v) else float(v) for v in boot]
     if opts.standard_scores:
         labels = {
             n: meta[label_column(n)].to_numpy()
@@ -196,11 +239,9 @@ def reconstruction_scores(sae: SAE, x: np.ndarray, codes: np.ndarray) -> dict[st
 
 
 def sae_identity(sae: SAE) -> dict[str, Any]:
-    k = getattr(sae, "k", None)
-    sparsity = getattr(sae, "sparsity", None)
-    if sparsity is None and k is not None:
-        sparsity = 1.0 - k / sae.d_sae
-    return {"architecture": sae.architecture, "d_sae": sae.d_sae, "k": k, "sparsity": sparsity}
+    """architecture, d_sae, k and sparsity of a row, as the SAE states them (`SAE.identity`):
+    the configured sparsity, not one recomputed from k; None where only the measured L0 tells."""
+    return sae.identity()
 
 
 def _probe_splits(splits: dict[str, SplitData], max_crops: int) -> dict[str, SplitData]:
@@ -235,6 +276,9 @@ def evaluate_layer(
         "architecture": DENSE,
         "d_sae": int(splits["test"].x.shape[1]),
     }
+    clip_rows = test_clips(splits["test"].meta)[1]
+    if (clip_rows != 1).any():
+        dense[TEST_CLIP_ROWS] = clip_rows.tolist()
     dense.update(probe_scores(dense_features, probe_splits, labels, opts, with_k_sparse=True))
     if opts.disentanglement:
         dense.update(disentanglement_scores(splits["test"].x, splits["test"].meta, opts))
@@ -244,8 +288,10 @@ def evaluate_layer(
     for name, sae in saes.items():
         codes = {s: encode(sae, probe_splits[s].x) for s in SPLIT_NAMES}
         row: dict[str, Any] = {"layer": layer, "name": name, "kind": "sae", **sae_identity(sae)}
+        if TEST_CLIP_ROWS in dense:
+            row[TEST_CLIP_ROWS] = dense[TEST_CLIP_ROWS]
         row.update(reconstruction_scores(sae, splits["test"].x, codes["test"]))
-        if getattr(sae, "k", None) is None:
+        if row["sparsity"] is None:  # no configured sparsity (ReLU, JumpReLU): the measured one
             row["sparsity"] = 1.0 - row["l0"] / sae.d_sae
         row.update(probe_scores(codes, probe_splits, labels, opts, with_k_sparse=True))
         for label in labels:

@@ -9,11 +9,22 @@ Written by the evaluation callback to `<run_dir>/results/results.{json,csv}` and
 - reconstruction on test: `mse`, `fvu`, `cosine`, `l0`, `dead_fraction`, `dense_fraction`
 - probes per label: `probe_<label>_acc`, `probe_<label>_f1`, `probe_<label>_acc_delta` (SAE − dense,
   accuracy in [0, 1] units), `ksparse_<label>_acc`, `probe_<label>_confusion`,
-  `probe_<label>_classes`
-- disentanglement (paper protocol, top-10 factors by R²): `r2_mean`, `r2_std`, `completeness_mean`,
-  `completeness_std`, `completeness_kfair_mean`, `completeness_kfair_std`, `top_factors` (names)
+  `probe_<label>_classes`, `probe_<label>_clip_correct` (correct test rows per test clip, clips in
+  sorted `clip_id` order: what `saelight report` resamples for its paired bootstrap intervals),
+  `test_clip_rows` (test rows per clip; absent when every clip has one row, i.e. clip pooling)
+- disentanglement (paper protocol, top-10 factors by R²): `r2_mean`, `r2_std`,
+  `completeness_mean`, `completeness_std` (the paper's C_j = 1 − H_j / log K with K the code
+  width: 2048 for an SAE, 768 for dense, so it is not comparable across widths),
+  `completeness_kfair_mean`, `completeness_kfair_std` (log K_alive instead: still width-dependent),
+  `factor_entropy_mean`, `factor_entropy_std` (H_j in nats, no K), `effective_dims`
+  (exp(factor_entropy_mean): the geometric mean over the top factors of exp(H_j), the number of
+  code dimensions that carry a factor; independent of K), `factor_entropy_boot` (optional: the
+  mean H_j refitted on bootstrap resamples of the test clips), `top_factors` (names)
 - standard scores: `dci_disentanglement`, `dci_completeness`, `dci_informativeness`, `mig`, `sap`,
   `modularity`
+- added by `saelight report` when it merges runs: `model`, `n_seeds` and `<key>_seed_std` (std
+  across seeds, the row holding the mean), `completeness_sharedk_mean`/`_std` (1 − H_j / log K
+  with one K, the widest representation compared, for every row)
 """
 
 from __future__ import annotations
@@ -36,8 +47,23 @@ GroupKey = tuple[str, int]
 """(model, layer): rows of merged runs are told apart by the backbone's `model` label."""
 DENSE = "dense"
 """`name` and `kind` of the backbone's own activations."""
-COMPLETENESS_VARIANTS = {"paper": "completeness", "kfair": "completeness_kfair"}
-"""Completeness columns: paper's log K, and log K_alive ("K-fair"); each has `_mean`/`_std`."""
+COMPLETENESS_VARIANTS = {
+    "paper": "completeness",
+    "kfair": "completeness_kfair",
+    "sharedk": "completeness_sharedk",
+}
+"""Completeness columns: paper's log K, log K_alive ("K-fair") and one shared K for every row
+compared ("sharedk", derived by the report from `factor_entropy_*`); each has `_mean`/`_std`."""
+IDENTITY_KEYS = ("layer", "name", "kind", "architecture", "d_sae", "k", "sparsity", "model")
+"""Keys that name a row rather than measure it: never averaged over seeds."""
+TEST_CLIP_ROWS = "test_clip_rows"
+"""Test rows per test clip (frame pooling); absent when every clip has one row."""
+EFFECTIVE_DIMS = "effective_dims"
+"""exp(mean over the top factors of H_j): code dimensions per factor, independent of K."""
+FACTOR_ENTROPY_BOOT = "factor_entropy_boot"
+"""Mean H_j over the top factors, refitted on each bootstrap resample of the test clips."""
+N_SEEDS = "n_seeds"
+"""Seeds averaged into a merged row (absent: one run)."""
 
 
 def probe_acc_key(label: str) -> str:
@@ -64,6 +90,28 @@ def probe_classes_key(label: str) -> str:
 def ksparse_acc_key(label: str) -> str:
     """Accuracy of the k-sparse probe (the k best single latents) on `label`."""
     return f"ksparse_{label}_acc"
+
+
+def probe_clip_correct_key(label: str) -> str:
+    """Correct test rows of the `label` probe per test clip (a list, clips in sorted id order)."""
+    return f"probe_{label}_clip_correct"
+
+
+def factor_entropy_key(stat: str = "mean") -> str:
+    """`factor_entropy_mean` / `_std`: importance entropy H_j in nats over the top factors."""
+    return f"factor_entropy_{stat}"
+
+
+def seed_std_key(key: str) -> str:
+    """Std across seeds of `key` in a row merged from runs of several seeds."""
+    return f"{key}_seed_std"
+
+
+def per_clip_keys(row: Row) -> list[str]:
+    """Keys of `row` holding per-clip lists (long; left out of results.csv)."""
+    per_clip = {TEST_CLIP_ROWS, FACTOR_ENTROPY_BOOT}
+    per_clip |= {probe_clip_correct_key(label) for label in probed_labels([row])}
+    return [k for k in row if k in per_clip]
 
 
 def completeness_key(variant: str = "paper", stat: str = "mean") -> str:
@@ -125,19 +173,35 @@ def where(key: GroupKey, row: Row | None = None) -> str:
 def write_results(run_dir: str | Path, rows: list[dict[str, Any]], run: dict[str, Any]) -> Path:
     """Write `results.json` ({"run": ..., "rows": [...]}) and a flat `results.csv`, atomically."""
     out = Path(run_dir) / RESULTS_DIR
-    atomic_write_bytes(
-        out / RESULTS_JSON, json.dumps({"run": run, "rows": rows}, indent=1).encode()
-    )
+    atomic_write_bytes(out / RESULTS_JSON, _dumps(run, rows).encode())
     columns: list[str] = []
     for row in rows:
-        columns.extend(c for c in row if c not in columns)
+        skip = set(per_clip_keys(row))
+        columns.extend(c for c in row if c not in columns and c not in skip)
     buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=columns)
+    writer = csv.DictWriter(buffer, fieldnames=columns, extrasaction="ignore")
     writer.writeheader()
     for row in rows:
         writer.writerow({k: _cell(v) for k, v in row.items()})
     atomic_write_bytes(out / RESULTS_CSV, buffer.getvalue().encode())
     return out / RESULTS_JSON
+
+
+def _dumps(run: dict[str, Any], rows: list[Row]) -> str:
+    """`{"run": ..., "rows": [...]}` indented, but each per-clip list on one line: with one
+    number per line, 400 clips x 14 rows x a few labels would make most of the file."""
+    inline: list[str] = []
+    marked = []
+    for row in rows:
+        row = dict(row)
+        for key in per_clip_keys(row):
+            inline.append(json.dumps(row[key], separators=(",", ":")))
+            row[key] = f"\0inline{len(inline) - 1}\0"
+        marked.append(row)
+    text = json.dumps({"run": run, "rows": marked}, indent=1)
+    for i, value in enumerate(inline):
+        text = text.replace(json.dumps(f"\0inline{i}\0"), value, 1)
+    return text
 
 
 def _cell(value: Any) -> Any:

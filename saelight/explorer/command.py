@@ -129,7 +129,8 @@ def inspect_command(
                 )
             sae = SAE.from_pretrained(sae_dir, device=device).eval()
             info = {
-                "architecture": cfg.get("architecture"),
+                # cfg's `architecture` is the SAELens name ("standard" for a ReLU SAE).
+                "architecture": sae.architecture,
                 "pooling": cache.pooling,
                 "sae_dir": str(sae_dir),
                 "name": cfg.get("name"),

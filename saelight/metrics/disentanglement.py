@@ -38,6 +38,8 @@ class LassoCompleteness:
         r2: ``(F,)`` R² of each factor's Lasso, on held-out rows unless ``held_out`` is False.
         completeness: ``(F,)`` the paper's completeness, entropy normalised by ``log K``.
         completeness_k_fair: ``(F,)`` the same normalised by ``log K_alive``.
+        entropy: ``(F,)`` ``H_j`` in nats, not normalised: ``completeness = 1 - entropy / log K``
+            and ``exp(entropy)`` is the factor's :func:`effective_dimensions`.
         importance: ``(K, F)`` ``|coef|`` of each factor's Lasso on standardised codes.
         n_codes: ``K``, all code dimensions.
         n_alive: ``K_alive``, code dimensions that vary on the fit rows.
@@ -50,6 +52,7 @@ class LassoCompleteness:
     r2: np.ndarray
     completeness: np.ndarray
     completeness_k_fair: np.ndarray
+    entropy: np.ndarray
     importance: np.ndarray
     n_codes: int
     n_alive: int
@@ -125,6 +128,7 @@ def lasso_completeness(
     n_codes, n_alive = z.shape[1], int(fit.alive.sum())
     completeness = 1.0 - normalized_entropy(importance, axis=0, base=n_codes)
     completeness_k_fair = 1.0 - normalized_entropy(importance, axis=0, base=n_alive)
+    entropy = importance_entropy(importance, axis=0)
 
     order = np.argsort(-np.nan_to_num(r2, nan=-np.inf), kind="stable")[:top]
     summary = {}
@@ -132,15 +136,18 @@ def lasso_completeness(
         ("r2", r2),
         ("completeness", completeness),
         ("completeness_k_fair", completeness_k_fair),
+        ("entropy", entropy),
     ):
         summary[f"{key}_mean"] = float(np.mean(values[order]))
         summary[f"{key}_std"] = float(np.std(values[order]))
+    summary["effective_dims"] = float(np.exp(summary["entropy_mean"]))
     return LassoCompleteness(
         factor_names=names,
         skipped=skipped,
         r2=r2,
         completeness=completeness,
         completeness_k_fair=completeness_k_fair,
+        entropy=entropy,
         importance=importance,
         n_codes=n_codes,
         n_alive=n_alive,
@@ -217,7 +224,7 @@ def fit_lasso(
     return LassoFit(coef, alive, mean, scale, y_mean, y_scale, intercept)
 
 
-def normalized_entropy(p: np.ndarray, axis: int, base: int) -> np.ndarray:
+def normalized_entropy(p: np.ndarray, axis: int, base: float) -> np.ndarray:
     r"""Entropy of the weights ``p`` normalised along ``axis``, in log base ``base``.
 
     .. math:: H_b(q) = -\sum_k q_k \log_b q_k, \qquad q_k = p_k / \sum_{k'} p_{k'}
@@ -235,6 +242,34 @@ def normalized_entropy(p: np.ndarray, axis: int, base: int) -> np.ndarray:
         plogp = np.where(np.isnan(q), np.nan, plogp)
     h = 0.0 - plogp.sum(axis=axis)  # 0.0 - x, not -x: no -0.0
     return h / np.log(base) if base > 1 else np.where(np.isnan(h), np.nan, 0.0)
+
+
+def importance_entropy(importance: np.ndarray, axis: int = 0) -> np.ndarray:
+    r"""Entropy in nats of each factor's importances, :math:`H_j = -\sum_i p_{ij} \log p_{ij}`.
+
+    :math:`p_{ij} = R_{ij} / \sum_{i'} R_{i'j}` along ``axis`` (the code dimensions), ``0 log 0 =
+    0``, ``nan`` for a factor with no importance. Code dimensions with zero importance add nothing,
+    so padding a code with dead or unused dimensions leaves ``H_j`` unchanged.
+
+    Example:
+        >>> importance_entropy(np.array([[1.0], [1.0], [0.0]])) / np.log(2)
+        array([1.])
+    """
+    return normalized_entropy(importance, axis=axis, base=np.e)
+
+
+def effective_dimensions(importance: np.ndarray, axis: int = 0) -> np.ndarray:
+    r"""How many code dimensions carry each factor: :math:`D_j = \exp(H_j)` (perplexity).
+
+    With :func:`importance_entropy` ``H_j``: a factor spread evenly over ``m`` dimensions has
+    ``D_j = m`` whatever the code width ``K``, unlike completeness ``1 - H_j / log K``
+    (Eastwood & Williams 2018), which changes with ``K`` for the same ``m``. ``1 <= D_j <= K``.
+
+    Example:
+        >>> effective_dimensions(np.array([[2.0, 1.0], [2.0, 0.0], [0.0, 0.0]]))
+        array([2., 1.])
+    """
+    return np.exp(importance_entropy(importance, axis=axis))
 
 
 def r2_columns(y: np.ndarray, y_hat: np.ndarray) -> np.ndarray:

@@ -47,6 +47,8 @@ class ProbeResult:
         val_accuracy: accuracy on the validation split with the same weights.
         best_epoch: 1-based epoch whose weights were scored (:func:`linear_probe`), else ``None``.
         features: indices of the features used, best first (:func:`k_sparse_probe`), else ``None``.
+        test_correct: ``(test rows,)`` bool, whether each test row was predicted right: what a
+            paired bootstrap over test clips resamples (``accuracy == test_correct.mean()``).
     """
 
     accuracy: float
@@ -56,6 +58,7 @@ class ProbeResult:
     val_accuracy: float
     best_epoch: int | None = None
     features: np.ndarray | None = None
+    test_correct: np.ndarray | None = None
 
 
 def linear_probe(
@@ -322,6 +325,7 @@ def _result(
         classes=classes,
         val_accuracy=accuracy(y_val, pred_val),
         best_epoch=best_epoch,
+        test_correct=np.asarray(y_test) == np.asarray(pred_test),
     )
 
 

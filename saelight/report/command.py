@@ -12,23 +12,28 @@ def report_command(
     run_dirs: list[str],
     out: str | None = None,
     wandb: bool = False,
-    label: str = "technique",
+    labels: list[str] | None = None,
     tolerance: float | None = None,
+    max_drop: float | None = None,
     ratio: float | None = None,
+    max_ratio: float | None = None,
     figures: bool = True,
 ) -> None:
     """Tables, figures and the paper's claim checks of finished runs, merged into one report.
 
-    Reads `results/results.json` of each run directory, so the runs of a W&B sweep (one per
-    layer × sparsity) give the same report as one in-process grid.
+    Reads `results/results.json` of each run directory (or the paper's `paper_results.json`), so
+    the runs of a W&B sweep (one per layer × sparsity) give the same report as one in-process
+    grid, and runs of several seeds give mean ± std across seeds.
 
     Args:
         run_dirs: run directories (`trainer.default_root_dir` of `saelight fit`).
         out: output folder (default: `<first run>/report`).
         wandb: also log the figures and tables to a new W&B run (WANDB_MODE, default offline).
-        label: label whose probe accuracy claim 1 checks.
-        tolerance: claim 1's allowed accuracy drop in [0, 1] units (default: the claim's own).
-        ratio: claim 2's FVU ratio highest/lowest sparsity (default: the claim's own).
+        labels: labels whose probe accuracy claim 1 checks (default: every probed label).
+        tolerance: claim 1's allowed median accuracy drop in [0, 1] units (default: the claim's).
+        max_drop: claim 1's allowed drop of any one SAE in [0, 1] units (default: the claim's).
+        ratio: claim 2's error ratio, sparsest SAE / next sparsity down (default: the claim's).
+        max_ratio: claim 3's bound on the median effective-dims ratio SAE / dense (default: 1).
         figures: draw the PNG figures (`--no_figures`: tables only).
     """
     run = None
@@ -49,10 +54,12 @@ def report_command(
             list(run_dirs),
             out,
             wandb_run=run,
-            label=label,
+            labels=labels,
             figures=figures,
             tolerance=tolerance,
+            max_drop=max_drop,
             ratio=ratio,
+            max_ratio=max_ratio,
         )
     finally:
         if run is not None:

@@ -16,6 +16,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from saelight.evaluation.results import (
+    EFFECTIVE_DIMS,
     GroupKey,
     Row,
     completeness_key,
@@ -112,20 +113,25 @@ def reconstruction_figure(rows: list[Row]) -> Figure | None:
 
 
 def completeness_figure(rows: list[Row]) -> Figure | None:
-    """Completeness (paper's K and K-fair) vs sparsity, per layer, dense dashed."""
-    fig, axes = _figure(2)
+    """Effective dims per factor (K-independent, claim 3) and completeness (paper's K, K-fair)
+    vs sparsity, per layer, dense dashed."""
+    fig, axes = _figure(3)
     drawn = False
     groups = group_rows(rows)
-    for ax, key, title in zip(
-        axes,
-        (completeness_key("paper"), completeness_key("kfair")),
-        ("paper's K", "K-fair"),
-        strict=True,
-    ):
+    panels = (
+        (EFFECTIVE_DIMS, "effective dims per factor, exp(H)", "Effective dims (K-independent)"),
+        (
+            completeness_key("paper"),
+            "completeness, top-10 factors by R²",
+            "Completeness (paper's K)",
+        ),
+        (completeness_key("kfair"), "completeness, top-10 factors by R²", "Completeness (K-fair)"),
+    )
+    for ax, (key, ylabel, title) in zip(axes, panels, strict=True):
         if _lines(ax, groups, key):
             drawn = True
-            ax.set_ylabel("completeness, top-10 factors by R²")
-            ax.set_title(f"Completeness ({title})")
+            ax.set_ylabel(ylabel)
+            ax.set_title(title)
     return fig if drawn else None
 
 
@@ -175,8 +181,8 @@ def figure_rgba(fig: Figure) -> np.ndarray:
 
 
 def make_figures(rows: list[Row]) -> dict[str, Figure]:
-    """All figures the rows allow: `accuracy_<label>`, `reconstruction`, `completeness`,
-    `top_factors` (absent when the rows lack their keys)."""
+    """All figures the rows allow: `accuracy_<label>`, `reconstruction`, `completeness` (with the
+    effective dims), `top_factors` (absent when the rows lack their keys)."""
     figures: dict[str, Figure | None] = {
         f"accuracy_{label}": accuracy_figure(rows, label) for label in probed_labels(rows)
     }

@@ -2,8 +2,10 @@
 
 Parameters use the SAELens orientation: `W_enc` (d_in, d_sae), `b_enc` (d_sae,), `W_dec`
 (d_sae, d_in), `b_dec` (d_in,). Subclasses (one file each) override `activate` and `aux_loss`, or
-`forward` and `encode` when training and inference differ (the TopK family). An export is a folder
-holding `CFG_FILE` and `WEIGHTS_FILE`, readable by `SAE.from_pretrained` and by other SAE tools.
+`forward` and `encode` when training and inference differ (the TopK family). Each also says how a
+target sparsity maps to its own knob (`sparsity_init_args`), so the grid, the evaluation and the
+export ask the SAE rather than read `k`. An export is a folder holding `CFG_FILE` and
+`WEIGHTS_FILE`, readable by `SAE.from_pretrained` and by `sae_lens.SAE.load_from_disk`.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from safetensors.torch import load_file, save
 from torch import Tensor, nn
 
 from saelight.io.atomic import atomic_write_bytes, atomic_write_text
+from saelight.sae.saelens import saelens_cfg
 from saelight.sae.sparse_ops import SparseCodes
 
 CFG_FILE = "cfg.json"
@@ -82,9 +85,16 @@ class SAE(nn.Module):
     registry: ClassVar[dict[str, type[SAE]]] = {}
     architecture: ClassVar[str]
     sparsity_attr: ClassVar[str]
+    """The attribute a sparsity schedule moves (k, l1_coefficient, ...)."""
+    saelens_architecture: ClassVar[str | None] = None
+    """The name SAELens loads this architecture's export as; None when it has none."""
 
-    def __init_subclass__(cls, **kwargs: Any) -> None:
+    def __init_subclass__(cls, abstract: bool = False, **kwargs: Any) -> None:
+        """Registers `cls` under its `architecture`; `abstract=True` marks a shared base class
+        (the TopK family) that is never built itself and so declares no name."""
         super().__init_subclass__(**kwargs)
+        if abstract:
+            return
         name = cls.__dict__.get("architecture")
         if not isinstance(name, str):
             raise TypeError(f"{cls.__name__} must declare `architecture: ClassVar[str]`")
@@ -153,6 +163,48 @@ class SAE(nn.Module):
         else:
             self.register_buffer("b_dec", torch.zeros(d_in))
         self.register_buffer("input_scale", torch.ones(()))
+
+    @classmethod
+    def sparsity_init_args(cls, sparsity: float) -> dict[str, Any]:
+        """The init args that build this architecture at a target `sparsity` (fraction of zero
+        latents), for `model.sparsities`; the base class has no such knob and says which field
+        to set instead."""
+        raise ValueError(
+            f"model.sparsities sets the fraction of zero latents, which {cls.__name__} cannot "
+            f"take: its sparsity follows `{cls.sparsity_attr}`. Set model.sparsities: null and "
+            f"give the {cls.__name__} spec its own `{cls.sparsity_attr}`"
+        )
+
+    @property
+    def target_sparsity(self) -> float | None:
+        """The sparsity this SAE is built for (None when only a measured L0 can tell)."""
+        return None
+
+    @property
+    def sparsity_knob(self) -> float:
+        """The value of `sparsity_attr`, as a sparsity schedule reads and sets it."""
+        return float(getattr(self, self.sparsity_attr))
+
+    @sparsity_knob.setter
+    def sparsity_knob(self, value: float) -> None:
+        setattr(self, self.sparsity_attr, value)
+
+    def identity(self) -> dict[str, Any]:
+        """The columns a results row takes from its SAE: architecture, d_sae, k, sparsity."""
+        return {
+            "architecture": self.architecture,
+            "d_sae": self.d_sae,
+            "k": None,
+            "sparsity": self.target_sparsity,
+        }
+
+    def eval_variants(self) -> dict[str, SAE]:
+        """{name suffix: SAE} to evaluate; just this one unless it trains several k at once."""
+        return {"": self}
+
+    def saelens_fields(self) -> dict[str, Any]:
+        """Architecture-specific `CFG_FILE` fields SAELens' config class reads (e.g. `k`)."""
+        return {}
 
     @property
     def loss_scale(self) -> Tensor:
@@ -252,9 +304,14 @@ class SAE(nn.Module):
         return list(dict.fromkeys(names))
 
     def init_kwargs(self) -> dict[str, Any]:
-        """The constructor arguments that rebuild this SAE; derived ones (e.g. `sparsity`) are
-        not stored as attributes and so are left out."""
+        """The constructor arguments that rebuild this SAE; ones not stored as attributes are
+        left out."""
         return {n: getattr(self, n) for n in self.init_parameters() if hasattr(self, n)}
+
+    @classmethod
+    def init_args_from_cfg(cls, cfg: dict[str, Any]) -> dict[str, Any]:
+        """The constructor arguments held in an export's `CFG_FILE`; other keys are ignored."""
+        return {n: cfg[n] for n in cls.init_parameters() if n in cfg}
 
     def export_state(self) -> dict[str, Tensor]:
         """The tensors written to `WEIGHTS_FILE`, with `input_scale` folded into the weights."""
@@ -272,17 +329,29 @@ class SAE(nn.Module):
     def save_pretrained(self, directory: str | Path, **metadata: Any) -> None:
         """Writes `CFG_FILE` and `WEIGHTS_FILE` into `directory`, each atomically.
 
+        `architecture` is the name SAELens knows (see `saelight.sae.saelens`), and
+        `saelight_architecture` the one `from_pretrained` rebuilds.
+
         Args:
             directory: output folder, created if missing.
             **metadata: extra JSON-able keys for `CFG_FILE` (backbone, layer, pooling, ...).
         """
-        cfg: dict[str, Any] = {"architecture": self.architecture, **self.init_kwargs()}
+        state = self.export_state()
+        cfg: dict[str, Any] = {
+            "architecture": self.saelens_architecture or self.architecture,
+            "saelight_architecture": self.architecture,
+            **self.init_kwargs(),
+            **self.saelens_fields(),
+            **saelens_cfg(state["W_enc"].dtype, metadata),
+            # The export works on raw activations, so reloading must not normalise again.
+            "normalize_input": False,
+            "folded_input_scale": float(self.input_scale),
+        }
         clash = sorted(set(cfg) & set(metadata))
         if clash:
             raise ValueError(f"metadata keys {clash} clash with the SAE's own cfg keys")
-        # The export works on raw activations, so reloading must not normalise again.
-        cfg.update(normalize_input=False, folded_input_scale=float(self.input_scale), **metadata)
-        tensors = {n: t.to("cpu").contiguous() for n, t in self.export_state().items()}
+        cfg.update(metadata)
+        tensors = {n: t.to("cpu").contiguous() for n, t in state.items()}
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
         atomic_write_bytes(directory / WEIGHTS_FILE, save(tensors))
@@ -293,14 +362,14 @@ class SAE(nn.Module):
         """Loads a `save_pretrained` folder; unknown `CFG_FILE` keys are ignored. No pickle."""
         directory = Path(directory)
         cfg = json.loads((directory / CFG_FILE).read_text())
-        name = cfg.get("architecture")
+        # Exports before the SAELens fields only have `architecture`, then saelight's name.
+        name = cfg.get("saelight_architecture", cfg.get("architecture"))
         if name not in SAE.registry:
             raise ValueError(f"unknown architecture {name!r}; known: {sorted(SAE.registry)}")
         sae_cls = SAE.registry[name]
         if cls is not SAE and not issubclass(sae_cls, cls):
             raise ValueError(f"{directory} holds a {name!r} SAE, not a {cls.architecture!r} one")
-        kwargs = {n: cfg[n] for n in sae_cls.init_parameters() if n in cfg}
-        sae = sae_cls(**kwargs)
+        sae = sae_cls(**sae_cls.init_args_from_cfg(cfg))
         sae.import_state(load_file(str(directory / WEIGHTS_FILE)))
         return sae.to(device)
 

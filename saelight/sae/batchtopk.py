@@ -7,7 +7,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from saelight.sae.base import SAE, SAEOutput
+from saelight.sae.base import SAEOutput
 from saelight.sae.sparse_ops import (
     SparseCodes,
     decode_codes,
@@ -15,7 +15,7 @@ from saelight.sae.sparse_ops import (
     pattern_from_flat,
     use_sparse,
 )
-from saelight.sae.topk import auxk_loss, check_aux_k, resolve_k
+from saelight.sae.topk_family import TopKFamilySAE, resolve_k
 
 
 def batch_topk_indices(z_pre: Tensor, k: int) -> Tensor:
@@ -36,16 +36,19 @@ def batch_topk_indices(z_pre: Tensor, k: int) -> Tensor:
     return candidates[keep]
 
 
-class BatchTopKSAE(SAE):
+class BatchTopKSAE(TopKFamilySAE):
     """Training: z keeps the k·batch largest ReLU activations of the whole batch (so samples get
     a variable number of latents, k on average). Inference (`encode`): z = z_pre · 1[z_pre > θ]
     with θ the `threshold` buffer, an EMA over training batches of the smallest kept positive
     activation (θ = 0, i.e. plain ReLU, before the first training step). `forward` always uses
     the batch top-k; call `encode`/`decode` for inference. `aux_loss` is AuxK.
+
+    The export stores θ once per latent, as SAELens does when it saves a BatchTopK SAE for
+    inference, so SAELens loads it as the JumpReLU SAE that `encode` is.
     """
 
     architecture = "batchtopk"
-    sparsity_attr = "k"
+    saelens_architecture = "jumprelu"
 
     def __init__(
         self,
@@ -76,13 +79,30 @@ class BatchTopKSAE(SAE):
         self.k = resolve_k(k, sparsity, d_sae)
         if not 0 <= threshold_momentum < 1:
             raise ValueError(f"threshold_momentum must be in [0, 1), got {threshold_momentum}")
-        check_aux_k(aux_k, aux_k_coefficient)
-        self.aux_k, self.aux_k_coefficient = aux_k, aux_k_coefficient
-        self.threshold_momentum, self.sparse = threshold_momentum, sparse
+        configured = {} if sparsity is None else {self.k: sparsity}
+        self._init_topk_family(aux_k, aux_k_coefficient, sparse, configured)
+        self.threshold_momentum = threshold_momentum
         self.register_buffer("threshold", torch.zeros(()))
 
     def activate(self, z_pre: Tensor) -> Tensor:
         return z_pre * (z_pre > self.threshold)
+
+    def saelens_fields(self) -> dict[str, Any]:
+        return {"k": self.active_k}
+
+    def export_state(self) -> dict[str, Tensor]:
+        state = super().export_state()
+        state["threshold"] = state["threshold"].expand(self.d_sae).clone()
+        return state
+
+    def import_state(self, tensors: dict[str, Tensor]) -> None:
+        """Takes θ as a scalar (older exports) or once per latent, then all equal."""
+        tensors = dict(tensors)
+        theta = tensors["threshold"].reshape(-1)
+        if theta.numel() > 1 and not bool((theta == theta[0]).all()):
+            raise ValueError("BatchTopKSAE has one threshold θ; the export holds several")
+        tensors["threshold"] = theta[0].clone()
+        super().import_state(tensors)
 
     @torch.no_grad()
     def _update_threshold(self, kept: Tensor) -> None:
@@ -94,7 +114,7 @@ class BatchTopKSAE(SAE):
 
     def forward(self, x: Tensor, dead_mask: Tensor | None = None) -> SAEOutput:
         """x: (batch, d_in) -> SAEOutput with batch top-k codes; updates θ in training mode."""
-        k = min(self.k, self.d_sae)  # an annealing schedule may start above d_sae
+        k = self.active_k
         sparse = use_sparse(self.sparse, k, self.d_sae)
         x_n = self.normalize(x)
         with torch.set_grad_enabled(torch.is_grad_enabled() and not sparse):
@@ -105,5 +125,5 @@ class BatchTopKSAE(SAE):
         if self.training:
             self._update_threshold(vals.detach())
         x_hat = decode_codes(vals, self.W_dec, p, sparse) + self.b_dec
-        aux = auxk_loss(self, x_n, z_pre, x_hat, dead_mask, sparse)
+        aux = self.auxk_loss(x_n, z_pre, x_hat, dead_mask, sparse)
         return SAEOutput(self.denormalize(x_hat), None, aux, SparseCodes(vals, p))

@@ -7,6 +7,7 @@ activations sorted by size instead, so that the same SAE can be evaluated at eve
 
 from __future__ import annotations
 
+import copy
 from typing import Any
 
 import torch
@@ -14,15 +15,8 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from saelight.sae.base import SAE, SAEOutput
-from saelight.sae.sparse_ops import (
-    SparseCodes,
-    decode_codes,
-    gather_codes,
-    pattern_from_topk,
-    sparse_topk_codes,
-    use_sparse,
-)
-from saelight.sae.topk import auxk_loss, check_aux_k, resolve_k, topk_codes
+from saelight.sae.sparse_ops import SparseCodes, decode_codes, pattern_from_topk, use_sparse
+from saelight.sae.topk_family import TopKFamilySAE, resolve_k
 
 
 def resolve_ks(ks: list[int] | None, sparsities: list[float] | None, d_sae: int) -> list[int]:
@@ -38,7 +32,7 @@ def resolve_ks(ks: list[int] | None, sparsities: list[float] | None, d_sae: int)
     return sorted(out)
 
 
-class HierarchicalTopKSAE(SAE):
+class HierarchicalTopKSAE(TopKFamilySAE):
     """TopK SAE trained at every k of the ladder K = `ks` at once.
 
     With v_1 >= v_2 >= ... the ReLU activations of a sample sorted by size, i_j their latents,
@@ -55,11 +49,11 @@ class HierarchicalTopKSAE(SAE):
     every SAE here, the terms are computed in the normalised space and multiplied by
     `loss_scale`; AuxK uses the residual of x̂_{max K}. `encode` keeps the top `k` (an attribute,
     default max K): set `sae.k` to evaluate the SAE at any k of its ladder. The ladder itself is
-    fixed; a sparsity schedule on `k` only changes `encode`.
+    fixed; a sparsity schedule on `k` only changes `encode`. SAELens loads the export as a TopK
+    SAE at `k`.
     """
 
     architecture = "hierarchical_topk"
-    sparsity_attr = "k"
 
     def __init__(
         self,
@@ -89,26 +83,33 @@ class HierarchicalTopKSAE(SAE):
         super().__init__(d_in, d_sae, **kwargs)
         self.ks = resolve_ks(ks, sparsities, d_sae)
         self.k = self.ks[-1] if k is None else resolve_k(k, None, d_sae)
-        check_aux_k(aux_k, aux_k_coefficient)
-        self.aux_k, self.aux_k_coefficient, self.sparse = aux_k, aux_k_coefficient, sparse
+        configured = {resolve_k(None, s, d_sae): s for s in sparsities or []}
+        self._init_topk_family(aux_k, aux_k_coefficient, sparse, configured)
 
-    def activate(self, z_pre: Tensor) -> Tensor:
-        return topk_codes(z_pre, min(self.k, self.d_sae))
+    @classmethod
+    def sparsity_init_args(cls, sparsity: float) -> dict[str, Any]:
+        """None: the ladder is this SAE's own sparsity axis, trained at once."""
+        raise ValueError(
+            f"model.sparsities builds one SAE per sparsity, but {cls.__name__} trains a whole "
+            "ladder at once: set model.sparsities: null and give the ladder as its `sparsities` "
+            "(or `ks`) init arg"
+        )
+
+    def eval_variants(self) -> dict[str, SAE]:
+        """One copy per k of the ladder, `@k<k>`, each encoding at that k."""
+        variants: dict[str, SAE] = {}
+        for k in self.ks:
+            rung = copy.deepcopy(self)
+            rung.k = k
+            variants[f"@k{k}"] = rung
+        return variants
 
     def forward(self, x: Tensor, dead_mask: Tensor | None = None) -> SAEOutput:
         """x: (batch, d_in) -> SAEOutput at k = max(ks); `aux_loss` carries the other ks."""
         k_max = self.ks[-1]
         sparse = use_sparse(self.sparse, k_max, self.d_sae)
         x_n = self.normalize(x)
-        if sparse:
-            vals, idx, p, z_pre = sparse_topk_codes(
-                x_n, self.b_dec, self.W_enc, self.b_enc, k_max, sorted=True
-            )
-        else:
-            z_pre = self.pre_activation(x_n - self.b_dec)
-            idx = z_pre.detach().topk(k_max, dim=-1, sorted=True).indices
-            p = pattern_from_topk(idx, self.d_sae)
-            vals = gather_codes(z_pre, p, False, x_n, self.b_dec, self.W_enc, self.b_enc)
+        vals, idx, p, z_pre = self.select_topk(x_n, k_max, sparse, sorted=True)
         x_hat: Tensor = self.b_dec
         mses, start = [], 0
         for k in self.ks:
@@ -118,5 +119,5 @@ class HierarchicalTopKSAE(SAE):
             mses.append(F.mse_loss(x_hat.float(), x_n.float()))
             start = k
         multi_k = (torch.stack(mses).mean() - mses[-1]) * self.loss_scale
-        aux = multi_k + auxk_loss(self, x_n, z_pre, x_hat, dead_mask, sparse)
+        aux = multi_k + self.auxk_loss(x_n, z_pre, x_hat, dead_mask, sparse)
         return SAEOutput(self.denormalize(x_hat), None, aux, SparseCodes(vals, p))

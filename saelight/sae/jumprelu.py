@@ -64,6 +64,7 @@ class JumpReLUSAE(SAE):
 
     architecture = "jumprelu"
     sparsity_attr = "l0_coefficient"
+    saelens_architecture = "jumprelu"
 
     def __init__(
         self,

@@ -22,6 +22,7 @@ class ReLUSAE(SAE):
 
     architecture = "relu"
     sparsity_attr = "l1_coefficient"
+    saelens_architecture = "standard"
 
     def __init__(
         self,

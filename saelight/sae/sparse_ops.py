@@ -38,12 +38,21 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from saelight.sae.sparse_pattern import (  # noqa: F401 (re-exported: the sparse path's API)
+    TRANSPOSE_BLOCK,
+    Pattern,
+    _by_latent,
+    _by_latent_sum,
+    _by_latent_sum_t,
+    _counts_to_offsets,
+    _pattern,
+    pattern_from_flat,
+    pattern_from_topk,
+)
+
 SPARSE_AUTO_MAX_DENSITY = 1 / 64
 RERANK_MARGIN = 8
 """Extra bf16 candidates per sample re-ranked in fp32 (see `topk_pre_activations`)."""
-TRANSPOSE_BLOCK = 1 << 18
-"""Elements per block of the CPU transposing copies: 1 MB of fp32 stays in L2, and blocks this
-large keep the number of parallel regions (each a thread barrier) low."""
 CHUNK_ELEMENTS = 1 << 22
 """Pre-activations per chunk on CPU (8 MB in bf16): cache-sized, and under glibc's mmap threshold,
 so the chunk buffer is recycled from the heap instead of page-faulted in on every step."""
@@ -58,23 +67,6 @@ def compute_dtype(t: Tensor) -> torch.dtype:
     """The dtype matmuls on `t` run in: the autocast dtype inside autocast, else t's own."""
     device = t.device.type
     return torch.get_autocast_dtype(device) if torch.is_autocast_enabled(device) else t.dtype
-
-
-class Pattern(NamedTuple):
-    """Where a (batch, d_sae) code matrix is non-zero: nnz entries ordered by sample."""
-
-    rows: Tensor
-    """(nnz,) sample of each entry, non-decreasing."""
-    cols: Tensor
-    """(nnz,) latent of each entry."""
-    flat: Tensor
-    """(nnz,) rows * d_sae + cols, the entry's index in the flattened matrix."""
-    offsets: Tensor
-    """(batch,) index of each sample's first entry (embedding_bag bags)."""
-    d_sae: int
-    by_latent: tuple[Tensor, Tensor, Tensor] | None
-    """For the transposed products: (order sorting the entries by latent, rows in that order,
-    (d_sae,) index of each latent's first entry); None on the dense path."""
 
 
 class SparseCodes(NamedTuple):
@@ -93,79 +85,6 @@ class SparseCodes(NamedTuple):
         """(d_sae,) bool: latents with a positive code in at least one sample. No host sync."""
         hits = torch.zeros(self.pattern.d_sae, device=self.values.device)
         return hits.index_add_(0, self.pattern.cols, (self.values.detach() > 0).float()) > 0
-
-
-def _counts_to_offsets(index: Tensor, size: int) -> Tensor:
-    """Exclusive cumulative count of `index` values; scatter_add, unlike bincount, never syncs."""
-    counts = torch.zeros(size, dtype=torch.long, device=index.device)
-    counts.scatter_add_(0, index, torch.ones_like(index))
-    return counts.cumsum(0) - counts
-
-
-def _pattern(rows: Tensor, cols: Tensor, offsets: Tensor, d_sae: int, transpose: bool) -> Pattern:
-    by_latent = None
-    if transpose:
-        # int16 keys when they fit: 2 radix passes instead of 8 (3x faster on CPU).
-        keys = cols.to(torch.int16) if d_sae <= 1 << 15 else cols
-        order = torch.argsort(keys, stable=True)
-        by_latent = (order, rows[order], _counts_to_offsets(cols, d_sae))
-    return Pattern(rows, cols, rows * d_sae + cols, offsets, d_sae, by_latent)
-
-
-def pattern_from_topk(idx: Tensor, d_sae: int, transpose: bool = False) -> Pattern:
-    """idx: (batch, k) latent indices per sample; `transpose` prepares the sparse backward."""
-    batch, k = idx.shape
-    rows = torch.arange(batch, device=idx.device).repeat_interleave(k)
-    offsets = torch.arange(0, batch * k, k, device=idx.device)
-    return _pattern(rows, idx.contiguous().view(-1), offsets, d_sae, transpose)
-
-
-def pattern_from_flat(flat: Tensor, batch: int, d_sae: int, transpose: bool = False) -> Pattern:
-    """flat: (nnz,) indices into the flattened (batch, d_sae) matrix, in any order."""
-    flat = torch.sort(flat).values
-    rows, cols = flat // d_sae, flat % d_sae
-    return _pattern(rows, cols, _counts_to_offsets(rows, batch), d_sae, transpose)
-
-
-def _by_latent(p: Pattern) -> tuple[Tensor, Tensor, Tensor]:
-    if p.by_latent is None:
-        raise ValueError("the sparse backward needs a Pattern built with transpose=True")
-    return p.by_latent
-
-
-def _by_latent_sum(p: Pattern, weights: Tensor, dense: Tensor) -> Tensor:
-    """out[i] = Σ_{entries e of latent i} weights[e] · dense[rows[e]]: (d_sae, dense.shape[1]).
-
-    The sparse-transpose × dense product Gᵀ·dense, as one embedding_bag with a bag per latent.
-    """
-    order, rows_by_latent, latent_offsets = _by_latent(p)
-    return F.embedding_bag(
-        rows_by_latent, dense, latent_offsets, mode="sum", per_sample_weights=weights[order]
-    )
-
-
-def _by_latent_sum_t(p: Pattern, weights: Tensor, dense: Tensor) -> Tensor:
-    """`_by_latent_sum(p, weights, dense)` transposed, as a contiguous (dense.shape[1], d_sae).
-
-    On CPU it is built a block of latents at a time (`TRANSPOSE_BLOCK`), each block written into
-    its columns while still in cache: no (d_sae, dim) temporary, no slow whole-matrix transpose.
-    """
-    if dense.device.type != "cpu":
-        return _by_latent_sum(p, weights, dense).t().contiguous()
-    order, rows_by_latent, latent_offsets = _by_latent(p)
-    weights = weights[order]
-    starts = latent_offsets.tolist() + [len(order)]
-    out = dense.new_empty(dense.shape[1], p.d_sae)
-    step = max(1, TRANSPOSE_BLOCK // dense.shape[1])
-    for c0 in range(0, p.d_sae, step):
-        c1 = min(c0 + step, p.d_sae)
-        a, b = starts[c0], starts[c1]
-        offsets = latent_offsets[c0:c1] - a
-        block = F.embedding_bag(
-            rows_by_latent[a:b], dense, offsets, per_sample_weights=weights[a:b], mode="sum"
-        )
-        out[:, c0:c1].copy_(block.t())
-    return out
 
 
 def transposed(src: Tensor, dtype: torch.dtype | None = None) -> Tensor:

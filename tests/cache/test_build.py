@@ -177,7 +177,7 @@ def test_nonfinite_activations_are_skipped_and_recorded(tmp_path: Path) -> None:
 def test_nonfinite_activations_stop_the_build_keeping_the_clips_before(
     tmp_path: Path, bad: int
 ) -> None:
-    with pytest.raises(BadAudioError, match=f"c{bad}.wav: non-finite activations .*on_bad_input"):
+    with pytest.raises(BadAudioError, match=f"c{bad}.wav: non-finite activations.*on_bad_input"):
         cache(tmp_path / "c", FakeBackbone(nan_clips=(bad,)), on_bad_input="error").build(
             progress=False
         )

@@ -9,7 +9,6 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-import saelight.cache.format as fmt
 import saelight.io.atomic as atomic
 from saelight.cache.format import part_name, sha256_file
 from saelight.cache.writer import ShardWriter

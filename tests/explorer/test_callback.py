@@ -8,6 +8,7 @@ from lightning.pytorch.loggers import WandbLogger
 from torch import nn
 
 from saelight.callbacks.explorer import LatentExplorer
+from saelight.data.datamodule import ActivationDataModule
 from saelight.grid import GridEntry
 
 
@@ -16,11 +17,13 @@ def _fit(tmp_path: Path, kit, clip_cache, source, loggers=(), rank_zero=True):
     saes = nn.ModuleDict({entry.key: kit.planted_sae()})
     module = SimpleNamespace(grid=[entry], sae=lambda e: saes[e.key])
     cache = SimpleNamespace(source=source, pooling="clip")
+    datamodule = ActivationDataModule(cache)  # type: ignore[arg-type] (a cache stand-in)
+    datamodule.reader = clip_cache
     trainer = SimpleNamespace(
         is_global_zero=rank_zero,
         default_root_dir=str(tmp_path),
         loggers=list(loggers),
-        datamodule=SimpleNamespace(cache=cache, reader=clip_cache),
+        datamodule=datamodule,
     )
     LatentExplorer(top_n=3).on_fit_end(trainer, module)
     return tmp_path / "explorer" / entry.key

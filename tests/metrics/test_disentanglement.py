@@ -9,7 +9,9 @@ from sklearn.preprocessing import StandardScaler
 
 from saelight.metrics import disentanglement as dis
 from saelight.metrics.disentanglement import (
+    effective_dimensions,
     fit_lasso,
+    importance_entropy,
     lasso_completeness,
     normalized_entropy,
     split_rows,
@@ -47,6 +49,44 @@ def test_completeness_by_hand() -> None:
     np.testing.assert_allclose(out.completeness_k_fair, [1 - math.log(2) / math.log(3)], atol=1e-8)
     assert (out.n_codes, out.n_alive) == (4, 3)
     assert out.summary["r2_mean"] == pytest.approx(0.98) and out.summary["r2_std"] == 0.0
+    np.testing.assert_allclose(out.entropy, [math.log(2)], atol=1e-8)
+    assert out.summary["effective_dims"] == pytest.approx(2.0)
+
+
+def test_effective_dims_do_not_depend_on_the_code_width() -> None:
+    """One factor carried by the same 10 dims of a 768-d and a 2048-d code (the other dims never
+    fire, like dead latents): same importances on those dims, so the same entropy and effective
+    dims, while the paper's completeness 1 - H / log K differs by the log K ratio alone."""
+    rng = np.random.default_rng(0)
+    factor = rng.standard_normal(200)
+    carriers = factor[:, None] * rng.uniform(0.5, 1.5, 10) + 0.3 * rng.standard_normal((200, 10))
+    out = {}
+    for width in (768, 2048):
+        codes = np.zeros((200, width))
+        codes[:, 100:110] = carriers
+        out[width] = lasso_completeness(codes, factor, held_out=False)
+    a, b = out[768], out[2048]
+    np.testing.assert_allclose(a.importance[100:110], b.importance[100:110], atol=1e-12)
+    np.testing.assert_allclose(a.entropy, b.entropy, atol=1e-12)
+    assert a.summary["effective_dims"] == pytest.approx(b.summary["effective_dims"], abs=1e-9)
+    assert 1 < a.summary["effective_dims"] <= 10
+    h = a.entropy[0]
+    assert a.completeness[0] == pytest.approx(1 - h / math.log(768))
+    assert b.completeness[0] == pytest.approx(1 - h / math.log(2048))
+    assert b.completeness[0] > a.completeness[0] + 0.01  # the width alone lifts the paper's C
+
+
+def test_effective_dimensions_by_hand() -> None:
+    even = np.zeros((2048, 1))
+    even[:10] = 0.3
+    assert effective_dimensions(even)[0] == pytest.approx(10.0)
+    assert effective_dimensions(even[:768])[0] == pytest.approx(10.0)
+    # p = (1/2, 1/4, 1/4): H = 1.5 log 2, D = 2^1.5.
+    np.testing.assert_allclose(effective_dimensions(np.array([[2.0], [1.0], [1.0]])), [2**1.5])
+    np.testing.assert_allclose(
+        importance_entropy(np.array([[2.0], [1.0], [1.0]])), [1.5 * math.log(2)]
+    )
+    assert np.isnan(effective_dimensions(np.zeros((4, 1)))[0])
 
 
 def test_normalized_entropy_by_hand() -> None:
@@ -226,3 +266,35 @@ def test_histogram_classifier_matches_a_loop() -> None:
         }
         table = {k: (v if np.any(b[train] == k) else majority) for k, v in table.items()}
         assert got[i] == pytest.approx(np.mean([table[k] for k in b[test]] == label[test]))
+
+
+def _hand_codes() -> tuple[np.ndarray, np.ndarray]:
+    """Two balanced independent binary factors a, b; codes z0 = a, z1 = b, z2 = a AND b."""
+    a = np.array([0, 0, 0, 0, 1, 1, 1, 1], dtype=float)
+    b = np.array([0, 0, 1, 1, 0, 0, 1, 1], dtype=float)
+    return np.stack([a, b, a * b], 1), np.stack([a, b], 1)
+
+
+def test_mig_sap_modularity_exact_values_by_hand() -> None:
+    """I(z0; a) = I(z1; b) = H(a) = log 2, I(z0; b) = I(z1; a) = 0 and, as z2 = 1 on a quarter of
+    the rows, I(z2; a) = I(z2; b) = H(1/4) - H(z2 | a) = H(1/4) - log(2) / 2 =: c.
+    MIG = (log 2 - c) / log 2 for both factors. SAP (continuous factors: S = corr²):
+    corr(a AND b, a)² = (1/8)² / (3/16 · 1/4) = 1/3, so each factor's gap is 1 - 1/3.
+    Modularity: z0 and z1 score 1; z2 has equal MI with both factors, 1 - c² / c² = 0."""
+    codes, factors = _hand_codes()
+    log2 = math.log(2)
+    h_quarter = -(0.25 * math.log(0.25) + 0.75 * math.log(0.75))
+    c = h_quarter - log2 / 2
+    out = information_scores(codes, factors)
+    np.testing.assert_allclose(out.mutual_info, [[log2, 0], [0, log2], [c, c]], atol=1e-12)
+    np.testing.assert_allclose(out.factor_entropy, [log2, log2], atol=1e-12)
+    assert out.mig == pytest.approx(1 - c / log2)
+    np.testing.assert_allclose(out.sap_scores[:, 0], [1.0, 0.0, 1 / 3], atol=1e-12)
+    assert out.sap == pytest.approx(2 / 3)
+    np.testing.assert_allclose(out.code_modularity, [1.0, 1.0, 0.0], atol=1e-12)
+    assert out.modularity == pytest.approx(2 / 3)
+    # As discrete labels the MI, and so MIG and modularity, are the same.
+    labels = {"a": factors[:, 0].astype(int), "b": factors[:, 1].astype(int)}
+    discrete = information_scores(codes, labels=labels)
+    assert discrete.mig == pytest.approx(out.mig)
+    assert discrete.modularity == pytest.approx(out.modularity)

@@ -13,6 +13,7 @@ MODULES = [
     "saelight.metrics.disentanglement",
     "saelight.metrics.disentanglement_dci",
     "saelight.metrics.disentanglement_info",
+    "saelight.metrics.uncertainty",
 ]
 
 

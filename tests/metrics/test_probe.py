@@ -76,6 +76,7 @@ def test_logistic_probe_matches_sklearn_pipeline() -> None:
     assert result.accuracy == pytest.approx(np.mean(pred == y_te))
     assert result.macro_f1 == pytest.approx(f1_score(y_te, pred, average="macro"))
     np.testing.assert_array_equal(result.confusion, sk_confusion_matrix(y_te, pred, labels=CLASSES))
+    np.testing.assert_array_equal(result.test_correct, pred == y_te)  # what intervals resample
     assert result.best_epoch is None
 
 
@@ -123,3 +124,24 @@ def test_degenerate_inputs() -> None:
     x_bad[0, 0] = np.nan
     with pytest.raises(ValueError, match="x_test contains nan"):
         logistic_probe(x_tr, y_tr, x_va, y_va, x_bad, y_te)
+
+
+def test_best_epoch_rule_ties_go_to_the_later_epoch() -> None:
+    """With lr = 0 the weights never move, so every epoch ties on validation loss: the original
+    code's `<=` keeps the last one."""
+    result = linear_probe(*_splits(seed=9), epochs=7, lr=0.0, seed=0)
+    assert result.best_epoch == 7
+
+
+def test_best_epoch_rule_picks_the_epoch_with_the_lowest_validation_loss() -> None:
+    """Validation labels inverted: the more the probe learns the train mapping the higher its
+    validation loss, so the first epoch is kept, and its test scores are those of a 1-epoch
+    run, not those of the last epoch."""
+    x_tr, y_tr, x_va, y_va, x_te, y_te = _splits(seed=10)
+    flipped = np.roll(CLASSES, 1)[np.searchsorted(CLASSES, y_va)]
+    full = linear_probe(x_tr, y_tr, x_va, flipped, x_te, y_te, epochs=30, lr=1e-2, seed=0)
+    one = linear_probe(x_tr, y_tr, x_va, flipped, x_te, y_te, epochs=1, lr=1e-2, seed=0)
+    last = linear_probe(x_tr, y_tr, x_va, y_va, x_te, y_te, epochs=30, lr=1e-2, seed=0)
+    assert full.best_epoch == 1
+    np.testing.assert_array_equal(full.confusion, one.confusion)
+    assert last.best_epoch > 1 and last.accuracy > full.accuracy

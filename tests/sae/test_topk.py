@@ -7,7 +7,6 @@ import torch
 import torch.nn.functional as F
 
 from saelight.sae import TopKSAE
-from saelight.sae.topk import auxk_reconstruction
 
 D_IN, D_SAE, K, BATCH = 16, 64, 4, 32
 
@@ -89,7 +88,7 @@ def test_paper_preset_has_no_decoder_bias_and_no_auxk() -> None:
 
 
 def reference_auxk(sae: TopKSAE, x: torch.Tensor, dead: torch.Tensor, aux_k: int) -> torch.Tensor:
-    """Gao et al. App. B.1, written out densely; see `auxk_loss` for the var(x) factor."""
+    """Gao et al. App. B.1, written out densely; `TopKFamilySAE.auxk_loss` has the var(x) factor."""
     z_pre = F.relu((x - sae.b_dec) @ sae.W_enc + sae.b_enc)
     z = reference_codes(sae, x, K)
     e = x - (z @ sae.W_dec + sae.b_dec)
@@ -133,7 +132,7 @@ def test_auxk_strategies_agree(n_dead: int) -> None:
         sae = make(aux_k=8, sparse=sparse)
         sae.initialize_from_data(x)
         z_pre = (x - sae.b_dec) @ sae.W_enc + sae.b_enc
-        e_hat = auxk_reconstruction(sae, x, z_pre, dead, sparse, on_dead_columns)
+        e_hat = sae.auxk_reconstruction(x, z_pre, dead, sparse, on_dead_columns)
         assert e_hat is not None
         e_hat.square().sum().backward()
         grads = [p.grad.clone() for p in (sae.W_enc, sae.b_enc, sae.W_dec, sae.b_dec)]
