@@ -23,6 +23,7 @@ from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.cli import LightningCLI
 from lightning.pytorch.loggers import CSVLogger, WandbLogger
 
+from saelight.cache.build import ActivationCache
 from saelight.callbacks import (
     BestSAEExport,
     FeatureHistograms,
@@ -35,10 +36,10 @@ from saelight.callbacks.config_log import LoggedConfig
 from saelight.callbacks.loggers import wandb_loggers
 from saelight.data.command import cache
 from saelight.data.datamodule import ActivationDataModule
-from saelight.errors import ConfigError, SaelightError
 from saelight.evaluation.layer_sweep import layer_sweep_command
 from saelight.explorer.command import inspect_command
 from saelight.io.config_bases import expand_config_args
+from saelight.io.errors import ConfigError, SaelightError
 from saelight.io.layout import RunLayout
 from saelight.io.progress import is_terminal
 from saelight.module import SAEModule
@@ -135,6 +136,22 @@ def check_optimizer(spec: Namespace | None) -> None:
         raise ConfigError(f"model.optimizer ({spec.class_path}): {error}") from None
 
 
+def check_data(data: Namespace | None) -> None:
+    """Run the data module's and the cache's own value checks on the parsed config, before
+    jsonargparse builds the nested backbone (which loads a model)."""
+    if data is None:
+        return
+    ActivationDataModule.check_args(**_plain(data))
+    cache = data.get("cache")
+    init = cache.get("init_args") if isinstance(cache, Namespace) else None
+    if isinstance(init, Namespace):
+        ActivationCache.check_args(**_plain(init))
+
+
+def _plain(values: Namespace) -> dict[str, Any]:
+    return {k: v for k, v in vars(values).items() if not isinstance(v, Namespace)}
+
+
 def check_checkpoint(path: str | None) -> None:
     """A `--ckpt_path` file must be a complete checkpoint (a zip archive whose members all pass
     their CRC), else torch fails mid-load with `OSError: [Errno 22] Invalid argument`."""
@@ -172,6 +189,7 @@ class SaelightCLI(LightningCLI):
     def before_instantiate_classes(self) -> None:
         config = self.config[self.subcommand] if self.subcommand else self.config
         check_optimizer(config.model.get("optimizer"))
+        check_data(config.get("data"))
         root = str(config.trainer.default_root_dir or ".")
         if config.trainer.logger is None:
             config.trainer.logger = standard_loggers(root)
@@ -208,20 +226,26 @@ def make_cli(args: list[str] | None, run: bool = True) -> SaelightCLI:
 
     `--config` files with a `base:` key are merged over their base first (see `config_bases`).
     """
+    # LightningCLI warns when it is handed `args` while sys.argv holds arguments too (a subcommand
+    # such as `inspect` building a run's CLI): it sees only one of them at a time.
+    argv = sys.argv
     if args is None:
-        # LightningCLI warns when handed `args` while sys.argv has arguments: edit sys.argv.
-        sys.argv = [sys.argv[0], *expand_config_args(sys.argv[1:])]
+        sys.argv = [argv[0], *expand_config_args(argv[1:])]
     else:
-        args = expand_config_args(args)
-    return SaelightCLI(
-        SAEModule,
-        ActivationDataModule,
-        args=args,
-        run=run,
-        save_config_callback=LoggedConfig,
-        save_config_kwargs={"overwrite": True},
-        parser_kwargs={"parser_mode": "omegaconf"},
-    )
+        args, sys.argv = expand_config_args(args), argv[:1]
+    try:
+        return SaelightCLI(
+            SAEModule,
+            ActivationDataModule,
+            args=args,
+            run=run,
+            save_config_callback=LoggedConfig,
+            save_config_kwargs={"overwrite": True},
+            parser_kwargs={"parser_mode": "omegaconf"},
+        )
+    finally:
+        if args is not None:
+            sys.argv = argv
 
 
 def cli_from_saved_config(path: str | Path) -> SaelightCLI:
@@ -282,6 +306,7 @@ def run_command(name: str, argv: list[str]) -> Any:
     fn = COMMANDS[name]
     parser = command_parser(name, fn)
     cfg = parser.parse_args(expand_config_args(argv))
+    check_data(cfg.get("data"))  # before the nested backbone loads a model
     init = parser.instantiate_classes(cfg)
     params = inspect.signature(fn).parameters
     return fn(**{k: init[k] for k in params})

@@ -4,6 +4,8 @@
 import json
 import re
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -27,6 +29,9 @@ def base(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.getbasetemp()
     main(["cache", *args(root)])
     return root
+
+
+SAELIGHT = str(Path(sys.executable).with_name("saelight"))
 
 
 def args(root: Path, *extra: str) -> list[str]:
@@ -126,8 +131,11 @@ def test_nonfinite_rows_stop_training_by_default(
     monkeypatch.chdir(tmp_path)  # the config's CSV logger writes to ./csv
     fit = ["fit", *args(base, "--data.cache.directory", str(tmp_path / "c"))]
     fit += ["--trainer.default_root_dir", ".", "--trainer.max_epochs", "1"]
-    with pytest.raises(ValueError, match="1 cached rows hold NaN/Inf.*model.nonfinite: skip"):
-        main(fit)
+    done = subprocess.run([SAELIGHT, *fit], capture_output=True, text=True, timeout=600)
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    assert re.search(
+        r"saelight: error: 1 cached rows hold NaN/Inf.*model.nonfinite: skip", done.stderr
+    )
 
 
 def test_nonfinite_rows_are_skipped_counted_and_logged(

@@ -93,6 +93,15 @@ README_RUNS: dict[str, list[str]] = {
         "1",
     ],
 }
+# What a normal run must not print: warnings the user can do nothing about (issue 14).
+NOISE = (
+    "LightningCLI's args parameter",
+    "IterableDataset` has `__len__`",
+    "LeafSpec",
+    "litlogger",
+    "anonymous setting",
+    "Total FLOPs",
+)
 # The layer sweep reads a 13-layer HuBERT cache nobody can build offline: it runs on the
 # quickstart's cache (the same format), copied to the documented path.
 LAYER_SWEEP_CACHE = "runs/layer_sweep/hubert/cache"
@@ -103,6 +112,7 @@ def test_readme_commands_run_as_a_user_runs_them(tmp_path: Path) -> None:
     commands = documented_commands(ROOT / "README.md")
     assert set(commands) == set(README_RUNS), set(commands) ^ set(README_RUNS)
     shutil.copytree(ROOT / "configs", tmp_path / "configs")
+    logs: dict[str, str] = {}
     for line in commands:
         if "layer-sweep" in line:
             shutil.copytree(tmp_path / "runs/quickstart/cache", tmp_path / LAYER_SWEEP_CACHE)
@@ -112,8 +122,16 @@ def test_readme_commands_run_as_a_user_runs_them(tmp_path: Path) -> None:
         done = saelight(*args, cwd=tmp_path)
         assert done.returncode == 0, f"{line}\n{done.stderr[-3000:]}"
         assert "Traceback" not in done.stderr, line
+        logs[line] = done.stdout + done.stderr
+        for noise in NOISE:  # the output goes to a pipe, as to a log file: no noise there
+            assert noise not in logs[line], (line, noise)
         if "--print_config" in args:
             assert "class_path" in done.stdout
+    cache_log = logs["saelight cache --config configs/quickstart.yaml"]
+    assert re.search(r"extracting clips into \S+: \d+/800 done in", cache_log)
+    fit_log = logs["saelight fit --config configs/quickstart.yaml --trainer.max_epochs 100"]
+    assert re.search(r"epoch 2/2 · step \d+/\d+ \(100 %\) · .* rows/s · ETA", fit_log)
+    assert "extracting clips" not in fit_log  # the cache was complete
     run = tmp_path / "runs/quickstart"
     rows = json.loads((run / "results/results.json").read_text())["rows"]
     assert {r["name"] for r in rows} == {"dense", "topk_s75", "topk_s90", "topk_s99"}

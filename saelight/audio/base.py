@@ -15,7 +15,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from saelight.errors import SaelightError
+from saelight.io.errors import SaelightError
 
 Split = Literal["train", "val", "test"]
 SPLITS: tuple[str, ...] = ("train", "val", "test")

@@ -19,22 +19,20 @@ from saelight.backbones.base import Backbone
 from saelight.backbones.pooling import mean_pool
 from saelight.cache.format import (
     FORMAT_VERSION,
-    STORAGE_DTYPES,
     check_compatible,
-    factor_column,
-    label_column,
     part_name,
     read_manifest,
     write_manifest,
 )
+from saelight.cache.lock import CacheLock, CacheLockedError, process_rank
+from saelight.cache.options import check_cache_options
 from saelight.cache.parts import covered, extract_then_merge, merge, read_parts, todo
 from saelight.cache.reader import CacheReader
+from saelight.cache.rows import Segment, row_metadata
 from saelight.cache.writer import ShardWriter
 from saelight.io.progress import progress as progress_bar
 
 log = logging.getLogger(__name__)
-
-Segment = tuple[int, int, int]  # (crop index, start sample, end sample)
 
 
 class ActivationCache:
@@ -59,6 +57,8 @@ class ActivationCache:
         egemaps: store the 88 eGeMAPSv02 functionals of each test segment as factors (the rows that
             disentanglement and the explorer score; other splits get NaN); needs opensmile.
         seed: seed of the random crop positions.
+        on_locked: what a second process does while another one writes this cache directory:
+            "wait" for it (then reuse or resume its cache) or "error" at once, naming its pid.
     """
 
     def __init__(
@@ -76,25 +76,28 @@ class ActivationCache:
         on_bad_input: Literal["skip", "error"] = "skip",
         egemaps: bool = False,
         seed: int = 0,
+        on_locked: Literal["wait", "error"] = "wait",
     ) -> None:
-        if pooling not in ("clip", "frame"):
-            raise ValueError(f"cache.pooling must be 'clip' or 'frame', got {pooling!r}")
-        if storage_dtype not in STORAGE_DTYPES:
-            raise ValueError(
-                f"cache.storage_dtype must be one of {STORAGE_DTYPES}, got {storage_dtype!r}"
-            )
-        if crops_per_file < 1 or clips_per_shard < 1 or batch_size < 1:
-            raise ValueError("cache.crops_per_file, clips_per_shard and batch_size must be >= 1")
-        if on_bad_input not in ("skip", "error"):
-            raise ValueError(f"cache.on_bad_input must be 'skip' or 'error', got {on_bad_input!r}")
-        if crop_seconds is not None and crop_seconds <= 0:
-            raise ValueError(f"cache.crop_seconds must be > 0 or null, got {crop_seconds}")
+        self.check_args(
+            pooling=pooling,
+            storage_dtype=storage_dtype,
+            crops_per_file=crops_per_file,
+            clips_per_shard=clips_per_shard,
+            batch_size=batch_size,
+            on_bad_input=on_bad_input,
+            on_locked=on_locked,
+            crop_seconds=crop_seconds,
+        )
         self.directory = Path(directory)
         self.source, self.backbone = source, backbone
         self.pooling, self.crop_seconds, self.crops_per_file = pooling, crop_seconds, crops_per_file
         self.test_full_length, self.storage_dtype = test_full_length, storage_dtype
         self.clips_per_shard, self.batch_size = clips_per_shard, batch_size
         self.on_bad_input, self.egemaps, self.seed = on_bad_input, egemaps, seed
+        self.on_locked = on_locked
+
+    check_args = staticmethod(check_cache_options)
+    """The checks of the section's own values (the CLI runs them before the backbone is built)."""
 
     @property
     def layers(self) -> list[int]:
@@ -145,6 +148,8 @@ class ActivationCache:
         Under Lightning DDP, torchrun or `srun` (WORLD_SIZE/RANK set) the processes split the
         clips (see `saelight.cache.parts`): each writes its own shards and part manifest, and rank 0
         merges them into `manifest.json` once all are done. Every process returns the reader.
+        A complete cache is opened without loading the backbone; writing takes the directory's
+        lock (`cache.lock`), so two runs on one cache never extract side by side.
         """
         recipe = self.recipe()
         header = read_manifest(self.directory)
@@ -153,6 +158,26 @@ class ActivationCache:
             if header["complete"]:
                 return self.open()
         self.source.validate()
+        self._make_directory()
+        lock = CacheLock(self.directory, rank=process_rank(), on_locked=self.on_locked)
+        try:
+            lock.acquire()
+        except CacheLockedError:
+            raise
+        except OSError as err:
+            raise self._unwritable(err) from err
+        try:
+            return self._build_locked(recipe, progress)
+        finally:
+            lock.release()
+
+    def _build_locked(self, recipe: dict[str, Any], progress: bool) -> CacheReader:
+        # Re-read: the process that held the lock before us may have completed this cache.
+        header = read_manifest(self.directory)
+        if header is not None:
+            check_compatible(header, recipe, self.directory)
+            if header["complete"]:
+                return self.open()
         clips = self.source.clips()
         t0 = time.perf_counter()
 
@@ -346,39 +371,9 @@ class ActivationCache:
                     self._bad(writer, clip, "non-finite activations", index)
                 continue
             keep_rows[lo:hi] = True
-            meta.extend(self._row_meta(index, clip, seg, int(hi - lo), wave))
-        writer.add({layer: r[keep_rows] for layer, r in rows.items()}, meta)
-
-    def _row_meta(
-        self, index: int, clip: Clip, seg: Segment, n_rows: int, wave: np.ndarray
-    ) -> list[dict[str, Any]]:
-        sr = self.backbone.sample_rate
-        base: dict[str, Any] = {
-            "clip_index": index,
-            "clip_id": clip.clip_id,
-            "path": clip.path or "",
-            "split": clip.split,
-            "crop": seg[0],
-            "start_s": seg[1] / sr,
-            "end_s": seg[2] / sr,
-        }
-        base.update({label_column(k): str(v) for k, v in clip.labels.items()})
-        base.update({factor_column(k): float(v) for k, v in clip.factors.items()})
-        if self.egemaps and clip.split == "test":
-            from saelight.audio.egemaps import egemaps_functionals
-
-            base.update(
-                {factor_column(f"egemaps_{k}"): v for k, v in egemaps_functionals(wave, sr).items()}
+            meta.extend(
+                row_metadata(
+                    index, clip, seg, int(hi - lo), wave, self.backbone, self.pooling, self.egemaps
+                )
             )
-        if self.pooling == "clip":
-            return [{**base, "frame": -1}]
-        frame_s = 1.0 / self.backbone.frame_rate_hz
-        return [
-            {
-                **base,
-                "frame": f,
-                "start_s": base["start_s"] + f * frame_s,
-                "end_s": base["start_s"] + (f + 1) * frame_s,
-            }
-            for f in range(n_rows)
-        ]
+        writer.add({layer: r[keep_rows] for layer, r in rows.items()}, meta)

@@ -26,8 +26,8 @@ from typing import Any
 
 import numpy as np
 
-from saelight.errors import SaelightError
 from saelight.io.atomic import atomic_write_bytes  # noqa: F401 (re-exported for cache modules)
+from saelight.io.errors import SaelightError
 
 FORMAT_VERSION = 1
 MANIFEST = "manifest.json"

@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 from typing import Literal
 
-from saelight.errors import SaelightError
+from saelight.io.errors import SaelightError
 
 LOCK_FILE = ".lock"
 
@@ -37,6 +37,18 @@ def job_id() -> str:
     if "SLURM_JOB_ID" in os.environ:
         return f"slurm:{os.environ['SLURM_JOB_ID']}:{os.environ.get('SLURM_STEP_ID', '')}"
     return f"pid:{socket.gethostname()}:{os.getpid()}"
+
+
+def process_rank() -> int:
+    """This process's global rank: torch.distributed's when initialised, else the launcher's."""
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_rank()
+    for var in ("RANK", "SLURM_PROCID"):
+        if os.environ.get(var, "").isdigit():
+            return int(os.environ[var])
+    return 0
 
 
 class CacheLock:
@@ -82,7 +94,6 @@ class CacheLock:
         info = {"pid": os.getpid(), "host": socket.gethostname(), "job": job_id()}
         os.ftruncate(fd, 0)
         os.write(fd, json.dumps(info).encode())
-        os.fsync(fd)
         self._fd = fd
         return True
 
@@ -107,6 +118,10 @@ class CacheLock:
         )
 
     def __enter__(self) -> CacheLock:
+        return self.acquire()
+
+    def acquire(self) -> CacheLock:
+        """Take the lock (rank 0) or wait for this job's rank 0 to hold it (other ranks)."""
         self.path.parent.mkdir(parents=True, exist_ok=True)
         start = time.monotonic()
         while True:
@@ -121,6 +136,9 @@ class CacheLock:
             time.sleep(self.poll_s)
 
     def __exit__(self, *exc: object) -> None:
+        self.release()
+
+    def release(self) -> None:
         if self._fd is not None:
             fcntl.flock(self._fd, fcntl.LOCK_UN)
             os.close(self._fd)

@@ -10,6 +10,7 @@ from saelight.audio.base import SPLITS
 from saelight.cache.build import ActivationCache
 from saelight.cache.reader import CacheReader
 from saelight.data.batches import CachedBatches, ResumableLoader, rank_and_world
+from saelight.io.errors import ConfigError
 
 
 class ActivationDataModule(L.LightningDataModule):
@@ -40,8 +41,7 @@ class ActivationDataModule(L.LightningDataModule):
         verify_checksums: bool = True,
     ) -> None:
         super().__init__()
-        if batch_size < 1 or eval_batch_size < 1:
-            raise ValueError(f"data.batch_size must be >= 1, got {batch_size}")
+        self.check_args(batch_size=batch_size, eval_batch_size=eval_batch_size)
         self.cache = cache
         self.batch_size, self.eval_batch_size, self.buffer_rows = (
             batch_size,
@@ -50,6 +50,14 @@ class ActivationDataModule(L.LightningDataModule):
         )
         self.num_workers, self.seed, self.verify_checksums = num_workers, seed, verify_checksums
         self.reader: CacheReader | None = None
+
+    @staticmethod
+    def check_args(*, batch_size: int, eval_batch_size: int, **_: Any) -> None:
+        """The checks of this section's own values; the CLI runs them before the cache's backbone
+        is built (jsonargparse builds nested objects first)."""
+        for name, value in (("batch_size", batch_size), ("eval_batch_size", eval_batch_size)):
+            if value < 1:
+                raise ConfigError(f"data.{name} must be >= 1, got {value}")
 
     @property
     def d_in(self) -> int:

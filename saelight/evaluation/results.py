@@ -37,6 +37,7 @@ from pathlib import Path
 from typing import Any
 
 from saelight.io.atomic import atomic_write_bytes
+from saelight.io.errors import SaelightError
 
 RESULTS_DIR = "results"
 RESULTS_JSON = "results.json"
@@ -214,11 +215,20 @@ def _cell(value: Any) -> Any:
 def read_results(run_dir: str | Path) -> dict[str, Any]:
     """The results of one run directory (or the results.json path itself)."""
     path = Path(run_dir)
+    if not path.exists():
+        raise ResultsNotFoundError(f"{path} does not exist", hint="check the run directory")
     if path.is_dir():
         path = path / RESULTS_DIR / RESULTS_JSON
     if not path.exists():
-        raise FileNotFoundError(
-            f"{path} not found: run `saelight fit` (or `saelight test`) with the SAEEvaluation "
-            "callback first"
+        raise ResultsNotFoundError(
+            f"{run_dir} holds no {RESULTS_DIR}/{RESULTS_JSON} (an unfinished run, or not a run)",
+            hint="run `saelight fit` (or `saelight test`) with the SAEEvaluation callback first",
         )
-    return json.loads(path.read_text())
+    try:
+        return json.loads(path.read_text())
+    except ValueError as err:
+        raise SaelightError(f"{path} is not valid JSON ({err}): truncated?") from None
+
+
+class ResultsNotFoundError(SaelightError, FileNotFoundError):
+    """A run directory without results (or no directory at all)."""

@@ -20,7 +20,7 @@ from typing import Any
 import torch
 
 from saelight.cache.build import ActivationCache
-from saelight.errors import SaelightError
+from saelight.io.errors import SaelightError
 from saelight.explorer.explore import explore
 from saelight.io.layout import RunLayout
 from saelight.sae.base import CFG_FILE, SAE

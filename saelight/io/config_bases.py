@@ -18,7 +18,7 @@ from typing import Any
 import yaml
 from omegaconf import OmegaConf
 
-from saelight.errors import SaelightError
+from saelight.io.errors import SaelightError
 
 BASE_KEY = "base"
 

@@ -30,6 +30,7 @@ from saelight.evaluation.results import (
     IDENTITY_KEYS,
     N_SEEDS,
     TEST_CLIP_ROWS,
+    ResultsNotFoundError,
     Row,
     completeness_key,
     factor_entropy_key,
@@ -66,13 +67,14 @@ def _read(run_dir: str | Path) -> tuple[list[Row], dict[str, Any]]:
 def load_rows(run_dirs: list[str | Path]) -> tuple[list[Row], list[str], list[str]]:
     """Merged rows of several runs, one line per run, and notes about dropped duplicates."""
     found: dict[RowKey, dict[Any, tuple[Row, str]]] = defaultdict(dict)
-    runs, notes = [], []
+    runs, notes, missing = [], [], []
     for run_dir in run_dirs:
         try:
             run_rows, run = _read(run_dir)
-        except FileNotFoundError:
+        except FileNotFoundError as err:
             # A glob over a sweep's runs can include an unfinished or crashed one.
-            notes.append(f"`{run_dir}` holds no results/results.json (unfinished run?): skipped")
+            notes.append(f"{err}: skipped")
+            missing.append(str(err.args[0]) if err.args else str(run_dir))
             continue
         models = sorted({str(r.get("model", "")) for r in run_rows}) or [""]
         seed = run.get("seed")
@@ -98,9 +100,9 @@ def load_rows(run_dirs: list[str | Path]) -> tuple[list[Row], list[str], list[st
                     f"`{origin}`"
                 )
     if not found:
-        raise FileNotFoundError(
-            f"none of {[str(d) for d in run_dirs]} holds results/results.json: run `saelight fit` "
-            "(or `saelight test`) with the SAEEvaluation callback first"
+        raise ResultsNotFoundError(
+            "; ".join(missing) or "no run directory given",
+            hint="run `saelight fit` (or `saelight test`) with the SAEEvaluation callback first",
         )
     rows = []
     for by_seed in found.values():

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from saelight.audio import SPLITS, AudioSource, BadAudioError, BadSourceError, Clip
-from saelight.errors import SaelightError
+from saelight.io.errors import SaelightError
 
 
 class _Listed(AudioSource):

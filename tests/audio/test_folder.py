@@ -10,7 +10,7 @@ import pytest
 import soundfile as sf
 
 from saelight.audio import AudioFolder, BadAudioError, BadSourceError
-from saelight.errors import SaelightError
+from saelight.io.errors import SaelightError
 
 
 def _write(path: Path, freq: float = 330.0, seconds: float = 0.25, sr: int = 22050) -> None:

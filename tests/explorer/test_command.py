@@ -6,7 +6,7 @@ from types import SimpleNamespace
 import pytest
 import yaml
 
-from saelight.errors import SaelightError
+from saelight.io.errors import SaelightError
 from saelight.explorer import command
 
 

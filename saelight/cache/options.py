@@ -1,0 +1,43 @@
+"""Checks of the `data.cache` options that need no audio and no model.
+
+They live apart from `ActivationCache` so the CLI can run them on the parsed config before
+jsonargparse builds the nested source and backbone (loading a model takes seconds to minutes; a
+typo in `pooling` should not).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from saelight.cache.format import STORAGE_DTYPES
+from saelight.io.errors import ConfigError
+
+
+def check_cache_options(
+    *,
+    pooling: str,
+    storage_dtype: str,
+    crops_per_file: int,
+    clips_per_shard: int,
+    batch_size: int,
+    on_bad_input: str,
+    on_locked: str,
+    crop_seconds: float | None,
+    **_: Any,
+) -> None:
+    """The checks of this section's own values; the CLI runs them before the backbone is
+    built (jsonargparse builds nested objects first)."""
+    if pooling not in ("clip", "frame"):
+        raise ConfigError(f"cache.pooling must be 'clip' or 'frame', got {pooling!r}")
+    if storage_dtype not in STORAGE_DTYPES:
+        raise ConfigError(
+            f"cache.storage_dtype must be one of {STORAGE_DTYPES}, got {storage_dtype!r}"
+        )
+    if crops_per_file < 1 or clips_per_shard < 1 or batch_size < 1:
+        raise ConfigError("cache.crops_per_file, clips_per_shard and batch_size must be >= 1")
+    if on_bad_input not in ("skip", "error"):
+        raise ConfigError(f"cache.on_bad_input must be 'skip' or 'error', got {on_bad_input!r}")
+    if on_locked not in ("wait", "error"):
+        raise ConfigError(f"cache.on_locked must be 'wait' or 'error', got {on_locked!r}")
+    if crop_seconds is not None and crop_seconds <= 0:
+        raise ConfigError(f"cache.crop_seconds must be > 0 or null, got {crop_seconds}")
