@@ -67,5 +67,5 @@ def test_saved_fit_config_keys_are_dropped(tmp_path: Path, monkeypatch: pytest.M
     monkeypatch.setattr("saelight.cli.make_cli", fake_make_cli)
     assert command.load_cache(config) == "the cache"
     assert seen == {"config": {"seed_everything": 1, "data": {"batch_size": 4}}, "run": False}
-    with pytest.raises(SystemExit, match="not found"):
+    with pytest.raises(SaelightError, match="does not exist"):
         command.load_cache(tmp_path / "missing.yaml")
