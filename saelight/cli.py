@@ -44,6 +44,7 @@ from saelight.io.layout import RunLayout
 from saelight.io.progress import is_terminal
 from saelight.module import SAEModule
 from saelight.report.command import report_command
+from saelight.report.push import push_command
 
 
 class _DropTip(logging.Filter):
@@ -61,6 +62,7 @@ COMMANDS: dict[str, Callable[..., Any]] = {
     "report": report_command,
     "inspect": inspect_command,
     "layer-sweep": layer_sweep_command,
+    "push": push_command,
 }
 """Every subcommand beside LightningCLI's: name -> typed function (first docstring line = help)."""
 

@@ -19,7 +19,7 @@ import pytest
 
 ROOT = Path(__file__).parents[1]
 SAELIGHT = str(Path(sys.executable).with_name("saelight"))
-SUBCOMMANDS = ("fit", "validate", "test", "cache", "report", "inspect", "layer-sweep")
+SUBCOMMANDS = ("fit", "validate", "test", "cache", "report", "inspect", "layer-sweep", "push")
 ENV = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "WANDB_MODE": "offline"}
 
 
@@ -45,7 +45,7 @@ def test_help_lists_every_subcommand_one_line_each() -> None:
     assert listed == set(SUBCOMMANDS)
 
 
-@pytest.mark.parametrize("name", ["cache", "report", "inspect", "layer-sweep"])
+@pytest.mark.parametrize("name", ["cache", "report", "inspect", "layer-sweep", "push"])
 def test_each_subcommand_help_is_its_own(name: str) -> None:
     from saelight.cli import COMMANDS
 
@@ -85,6 +85,7 @@ README_RUNS: dict[str, list[str]] = {
     "saelight cache --config configs/layer_sweep_hubert.yaml --data.cache.source.init_args.root "
     "/path/to/VocalSet": ["--print_config"],
     "saelight layer-sweep --cache runs/layer_sweep/hubert/cache --label technique": [],
+    "saelight push --run runs/quickstart --local_dir runs/quickstart/hub": [],
     # 2 CPU processes (gloo) instead of 4 GPUs: the same strategy on this 2-core machine.
     "saelight fit --config configs/quickstart.yaml --trainer.devices 4 --trainer.strategy ddp": [
         "--trainer.devices",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from typing import Literal
 
 import lightning as L
 
@@ -15,7 +16,8 @@ log = logging.getLogger(__name__)
 
 
 class LatentExplorer(L.Callback):
-    """Writes `<out>/<key>/` (index.html, latents.json/.parquet, labels.json, audio/) per SAE.
+    """Writes `<out>/<key>/` (index.html, latents.json/.parquet, labels.json) per SAE; the page
+    is one file holding the top rows' audio and spectrograms, capped at `max_page_mb`.
 
     Runs on global rank 0 only, on the SAEs as they are when training ends (the exported
     best-by-validation weights in `saes/` are what `saelight inspect --run` reads). With a
@@ -25,12 +27,23 @@ class LatentExplorer(L.Callback):
         top_n: top activating rows kept per latent.
         split: split whose rows are inspected.
         out: output folder (default: `<trainer.default_root_dir>/explorer`).
+        max_page_mb: cap on each index.html in MB; past it the lower-ranked latents' rows lose
+            their audio, then their spectrograms.
+        codec: audio codec of the embedded snippets: "flac" (lossless) or "opus" (smaller).
     """
 
-    def __init__(self, top_n: int = 10, split: str = "test", out: str | None = None) -> None:
+    def __init__(
+        self,
+        top_n: int = 10,
+        split: str = "test",
+        out: str | None = None,
+        max_page_mb: float = 20.0,
+        codec: Literal["flac", "opus"] = "flac",
+    ) -> None:
         if top_n < 1:
             raise ValueError(f"LatentExplorer.top_n must be >= 1, got {top_n}")
         self.top_n, self.split, self.out = top_n, split, out
+        self.max_page_mb, self.codec = max_page_mb, codec
 
     def on_fit_end(self, trainer: L.Trainer, pl_module: SAEModule) -> None:
         if not trainer.is_global_zero:
@@ -58,4 +71,6 @@ class LatentExplorer(L.Callback):
                 title=e.key,
                 info=info,
                 wandb_run=run,
+                max_page_mb=self.max_page_mb,
+                codec=self.codec,
             )

@@ -1,6 +1,7 @@
 """`saelight inspect`: the latent explorer of a run's exported SAEs (or of one SAE folder).
 
     saelight inspect --run RUN_DIR [--split test] [--top 10] [--out DIR] [--wandb]
+                     [--max_page_mb 20] [--codec flac|opus] [--no_audio]
     saelight inspect --sae SAE_DIR --config CONFIG.yaml [...]
 
 `--run` reads `RUN_DIR/config.yaml` (the resolved config `saelight fit` saved) and every exported
@@ -15,13 +16,13 @@ from __future__ import annotations
 import json
 import logging
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import torch
 
 from saelight.cache.build import ActivationCache
-from saelight.io.errors import SaelightError
 from saelight.explorer.explore import explore
+from saelight.io.errors import SaelightError
 from saelight.io.layout import RunLayout
 from saelight.sae.base import CFG_FILE, SAE
 
@@ -76,11 +77,14 @@ def inspect_command(
     batch_size: int = 1024,
     device: str = "auto",
     wandb: bool = False,
+    max_page_mb: float = 20.0,
+    codec: Literal["flac", "opus"] = "flac",
 ) -> None:
     """Latent explorer of a run's exported SAEs (or of one SAE folder): what each latent detects.
 
     Streams the split's rows of the cache through each SAE and writes, per SAE, `index.html`
-    (one page, no server), `latents.json`, `latents.parquet` and `labels.json`.
+    (one file: data, audio and spectrograms embedded; no server), `latents.json`,
+    `latents.parquet` and `labels.json`.
 
     Args:
         run: run directory of `saelight fit` (its config.yaml and saes/).
@@ -90,11 +94,16 @@ def inspect_command(
         top: top-activating rows kept per latent.
         out: output folder (default: RUN_DIR/explorer, or beside the SAE).
         frame_window: seconds of audio played around a frame row (frame pooling).
-        audio: write the audio snippets (`--no_audio`: statistics only).
+        audio: embed the top rows' audio and spectrograms (`--no_audio`: statistics only).
         batch_size: rows per encode batch.
         device: torch device of the SAE; "auto" = cuda when available, else cpu.
         wandb: also log the tables to a new W&B run (project saelight).
+        max_page_mb: cap on each index.html in MB; past it the lower-ranked latents' rows lose
+            their audio, then their spectrograms (a note on the page and a log line say so).
+        codec: audio codec of the embedded snippets: "flac" (lossless) or "opus" (smaller).
     """
+    if max_page_mb <= 0:
+        raise SaelightError(f"--max_page_mb must be > 0, got {max_page_mb}")
     if top < 1:
         raise SaelightError(f"--top must be >= 1, got {top}")
     config, targets = _targets(
@@ -149,6 +158,8 @@ def inspect_command(
                 frame_window_s=frame_window,
                 batch_size=batch_size,
                 wandb_run=wandb_run,
+                max_page_mb=max_page_mb,
+                codec=codec,
             )
             print(f"explorer {sae_dir.name}: {folder / 'index.html'}")
     finally:

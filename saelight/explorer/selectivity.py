@@ -1,5 +1,6 @@
-"""Selectivity of every latent at once, from the sparse codes: AUROC per label value, precision of
-"fires", and Pearson / Spearman correlation with continuous factors.
+"""Selectivity of every latent at once, from the sparse codes: AUROC per label value, precision,
+recall and F1 of "fires", the ranking score built from them, and Pearson / Spearman correlation
+with continuous factors.
 
 All functions take Z, a (n, d) `scipy.sparse.csc_matrix` of non-negative codes whose stored
 entries are the non-zero ones, and never densify it. The n - nnz_j implicit zeros of column j are
@@ -78,6 +79,71 @@ def label_auroc(
         auroc = (rank_sum - positives * (positives + 1) / 2.0) / denominator
     auroc[:, denominator == 0] = np.nan
     return auroc, fires_in
+
+
+def detector_f1(
+    fires_in: np.ndarray, fires: np.ndarray, positives: np.ndarray, n_rows: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Precision, recall and F1 of "latent j fires" (code > 0) as a detector of "label = c".
+
+    With TP_jc = fires_in (rows of class c where j fires), F_j = fires, P_c = positives and n rows:
+
+        precision = TP / F,  recall = TP / P,
+        F1 = 2·precision·recall / (precision + recall) = 2·TP / (F + P)
+           = 2·precision·frequency / (frequency + prevalence),  frequency = F/n, prevalence = P/n.
+
+    F1 is the latents' ranking score (`detector_order`; Chanin et al. 2024, arXiv:2409.14507, score
+    latents as first-letter classifiers the same way). AUROC is not: the codes of the rows where a
+    latent is silent are tied at 0, so a latent that fires on every positive and on half of the
+    negatives gets AUROC ~1. F1 is at most 2·prevalence / (frequency + prevalence) and so cannot
+    reward firing on half the rows. A latent that never fires gets F1 0 and precision NaN; F1,
+    precision and recall are NaN where class c is absent or is every row (as AUROC is).
+
+    Args:
+        fires_in: (d, K) TP counts (`label_auroc`'s second output).
+        fires: (d,) rows on which each latent fires.
+        positives: (K,) rows of each class.
+        n_rows: rows in all.
+
+    Returns:
+        precision, recall, f1, each (d, K).
+
+    Example:
+        The README's counter-example on n = 10000 rows, 572 of them "spoken": latent A fires on
+        5200 rows including every spoken one (AUROC 1.0), latent B on 938 rows including every
+        spoken one (4 negatives outrank every positive, so AUROC 0.99958):
+
+        >>> tp, fires, spoken = np.array([[572], [572]]), np.array([5200, 938]), np.array([572])
+        >>> p, r, f1 = detector_f1(tp, fires, spoken, n_rows=10000)
+        >>> p.round(4).ravel().tolist(), f1.round(4).ravel().tolist()
+        ([0.11, 0.6098], [0.1982, 0.7576])
+    """
+    fires_in = np.asarray(fires_in, dtype=np.float64)
+    fires = np.asarray(fires, dtype=np.float64)[:, None]
+    positives = np.asarray(positives, dtype=np.float64)[None, :]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        precision = fires_in / fires
+        recall = fires_in / positives
+        f1 = 2.0 * fires_in / (fires + positives)
+    undefined = (positives == 0) | (positives == n_rows)
+    for a in (precision, recall, f1):
+        a[np.broadcast_to(undefined, a.shape)] = np.nan
+    return precision, recall, f1
+
+
+def detector_order(f1: np.ndarray, auroc: np.ndarray, axis: int = -1) -> np.ndarray:
+    """Indices that sort `f1` descending along `axis`, ties broken by `auroc` descending, then by
+    position; NaN sorts last. The one ranking of "which latents encode X" and of each latent's
+    best label values.
+
+    Example:
+        >>> f1, auroc = np.array([0.198, 0.758, np.nan, 0.758]), np.array([1.0, 0.9996, 1.0, 0.9])
+        >>> detector_order(f1, auroc).tolist()
+        [1, 3, 0, 2]
+    """
+    f = np.where(np.isnan(f1), -np.inf, f1)
+    a = np.where(np.isnan(auroc), -np.inf, auroc)
+    return np.lexsort((-a, -f), axis=axis)
 
 
 def factor_correlations(

@@ -10,6 +10,7 @@ export ask the SAE rather than read `k`. An export is a folder holding `CFG_FILE
 
 from __future__ import annotations
 
+import hashlib
 import inspect
 import json
 import math
@@ -18,7 +19,7 @@ from pathlib import Path
 from typing import Any, ClassVar, Literal, NamedTuple
 
 import torch
-from safetensors.torch import load_file, save
+from safetensors.torch import save
 from torch import Tensor, nn
 
 from saelight.io.atomic import atomic_write_bytes, atomic_write_text
@@ -27,6 +28,7 @@ from saelight.sae.sparse_ops import SparseCodes
 
 CFG_FILE = "cfg.json"
 WEIGHTS_FILE = "sae_weights.safetensors"
+WEIGHTS_SHA256 = "weights_sha256"  # CFG_FILE field: SHA-256 of WEIGHTS_FILE, checked on load
 B_DEC_INITS = ("zeros", "mean", "geometric_median")
 _VARIADIC = (inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.VAR_KEYWORD)
 _ROW_BLOCK = 1024
@@ -337,6 +339,7 @@ class SAE(nn.Module):
             **metadata: extra JSON-able keys for `CFG_FILE` (backbone, layer, pooling, ...).
         """
         state = self.export_state()
+        blob = save({n: t.to("cpu").contiguous() for n, t in state.items()})
         cfg: dict[str, Any] = {
             "architecture": self.saelens_architecture or self.architecture,
             "saelight_architecture": self.architecture,
@@ -346,32 +349,38 @@ class SAE(nn.Module):
             # The export works on raw activations, so reloading must not normalise again.
             "normalize_input": False,
             "folded_input_scale": float(self.input_scale),
+            WEIGHTS_SHA256: hashlib.sha256(blob).hexdigest(),
         }
         clash = sorted(set(cfg) & set(metadata))
         if clash:
             raise ValueError(f"metadata keys {clash} clash with the SAE's own cfg keys")
         cfg.update(metadata)
-        tensors = {n: t.to("cpu").contiguous() for n, t in state.items()}
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
-        atomic_write_bytes(directory / WEIGHTS_FILE, save(tensors))
+        atomic_write_bytes(directory / WEIGHTS_FILE, blob)
         atomic_write_text(directory / CFG_FILE, json.dumps(cfg, indent=2) + "\n")
 
     @classmethod
-    def from_pretrained(cls, directory: str | Path, device: str | torch.device = "cpu") -> SAE:
-        """Loads a `save_pretrained` folder; unknown `CFG_FILE` keys are ignored. No pickle."""
-        directory = Path(directory)
-        cfg = json.loads((directory / CFG_FILE).read_text())
-        # Exports before the SAELens fields only have `architecture`, then saelight's name.
-        name = cfg.get("saelight_architecture", cfg.get("architecture"))
-        if name not in SAE.registry:
-            raise ValueError(f"unknown architecture {name!r}; known: {sorted(SAE.registry)}")
-        sae_cls = SAE.registry[name]
-        if cls is not SAE and not issubclass(sae_cls, cls):
-            raise ValueError(f"{directory} holds a {name!r} SAE, not a {cls.architecture!r} one")
-        sae = sae_cls(**sae_cls.init_args_from_cfg(cfg))
-        sae.import_state(load_file(str(directory / WEIGHTS_FILE)))
-        return sae.to(device)
+    def from_pretrained(
+        cls,
+        path_or_repo: str | Path,
+        device: str | torch.device = "cpu",
+        subfolder: str | None = None,
+        revision: str | None = None,
+    ) -> SAE:
+        """Loads a `save_pretrained` export from a folder or the Hugging Face Hub. No pickle.
+
+        Unknown `CFG_FILE` keys are ignored; the weights' checksum and shapes are checked first.
+
+        Args:
+            path_or_repo: an export folder; when no such directory exists, a Hub repo id.
+            device: where the loaded SAE lives.
+            subfolder: the export's folder inside it (a pushed run holds one per SAE).
+            revision: branch, tag or commit of the Hub repo; None: its default branch.
+        """
+        from saelight.sae.hub import load_export, resolve_export
+
+        return load_export(cls, resolve_export(path_or_repo, subfolder, revision)).to(device)
 
     def extra_repr(self) -> str:
         return f"d_in={self.d_in}, d_sae={self.d_sae}"

@@ -10,6 +10,8 @@ Clip pooling writes `CROPS` half-second crops per clip, frame pooling `frames` f
 from __future__ import annotations
 
 import io
+import json
+import re
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -133,6 +135,13 @@ def planted_sae(seed: int = 0) -> TopKSAE:
     return sae.eval()
 
 
+def read_page(page: Path) -> dict:
+    """The data block of an explorer `index.html`."""
+    block = re.search(r'id="explorer-data">(.*?)</script>', page.read_text(encoding="utf-8"), re.S)
+    assert block is not None
+    return json.loads(block.group(1))
+
+
 @pytest.fixture(scope="session")
 def source() -> SyntheticSinging:
     return tiny_source()
@@ -170,6 +179,7 @@ def kit() -> SimpleNamespace:
         write_cache=write_cache,
         planted_sae=planted_sae,
         tiny_source=tiny_source,
+        read_page=read_page,
         D_IN=D_IN,
         D_SAE=D_SAE,
         LAYER=LAYER,

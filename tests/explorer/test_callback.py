@@ -33,7 +33,8 @@ def test_writes_one_explorer_per_sae(tmp_path: Path, kit, clip_cache, source) ->
     out = _fit(tmp_path, kit, clip_cache, source)
     ranking = json.loads((out / "labels.json").read_text())
     assert ranking["technique"]["vibrato"][0]["latent"] == kit.VIBRATO
-    assert (out / "index.html").exists() and any((out / "audio").iterdir())
+    assert (out / "index.html").exists() and not (out / "audio").exists()
+    assert json.loads((out / "latents.json").read_text())["media"]["audio_rows"] > 0
     assert not _fit(tmp_path / "rank1", kit, clip_cache, source, rank_zero=False).exists()
 
 
@@ -52,3 +53,4 @@ def test_logs_a_wandb_table(tmp_path: Path, kit, clip_cache, source) -> None:
     assert table["columns"][:2] == ["latent", "frequency"]
     assert kit.VIBRATO in [row[0] for row in table["data"]]
     assert "Audio" in table["data"][0]
+    assert table["data"][0][-3:] == ["Audio"] * 3

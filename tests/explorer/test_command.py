@@ -1,13 +1,14 @@
 """`saelight inspect`: argument handling, output folders, and the saved-config round trip."""
 
+import json
 from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
 import yaml
 
-from saelight.io.errors import SaelightError
 from saelight.explorer import command
+from saelight.io.errors import SaelightError
 
 
 @pytest.fixture
@@ -31,7 +32,16 @@ def test_run_inspects_every_export(run_dir: Path, kit, capsys: pytest.CaptureFix
     command.inspect_command(run=run_dir, top=3, audio=False)
     page = run_dir / "explorer" / "L03_planted" / "index.html"
     assert page.exists() and str(page) in capsys.readouterr().out
-    assert not (page.parent / "audio").exists() or not any((page.parent / "audio").iterdir())
+    media = json.loads((page.parent / "latents.json").read_text())["media"]
+    assert not media["embedded"] and media["audio_rows"] == media["spectrogram_rows"] == 0
+
+
+def test_codec_and_cap_reach_the_page(run_dir: Path, kit) -> None:
+    command.inspect_command(run=run_dir, top=2, codec="opus", max_page_mb=5)
+    out = run_dir / "explorer" / "L03_planted"
+    media = json.loads((out / "latents.json").read_text())["media"]
+    assert media["codec"] == "opus" and media["max_page_mb"] == 5 and media["audio_rows"] > 0
+    assert kit.read_page(out / "index.html")["media"]["mime"] == "audio/ogg"
 
 
 def test_sae_defaults_to_the_runs_explorer(run_dir: Path, tmp_path: Path) -> None:
@@ -51,6 +61,8 @@ def test_bad_arguments(run_dir: Path, tmp_path: Path) -> None:
         command.inspect_command(run=tmp_path)
     with pytest.raises(SaelightError, match="--top must be >= 1"):
         command.inspect_command(run=run_dir, top=0)
+    with pytest.raises(SaelightError, match="--max_page_mb must be > 0"):
+        command.inspect_command(run=run_dir, max_page_mb=0)
 
 
 def test_saved_fit_config_keys_are_dropped(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
