@@ -37,6 +37,7 @@ from saelight.callbacks.loggers import wandb_loggers
 from saelight.data.command import cache
 from saelight.data.datamodule import ActivationDataModule
 from saelight.evaluation.layer_sweep import layer_sweep_command
+from saelight.evaluation.splice_command import splice_command
 from saelight.explorer.command import inspect_command
 from saelight.io.config_bases import expand_config_args
 from saelight.io.errors import ConfigError, SaelightError
@@ -63,6 +64,7 @@ COMMANDS: dict[str, Callable[..., Any]] = {
     "inspect": inspect_command,
     "layer-sweep": layer_sweep_command,
     "push": push_command,
+    "splice": splice_command,
 }
 """Every subcommand beside LightningCLI's: name -> typed function (first docstring line = help)."""
 

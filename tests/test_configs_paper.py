@@ -179,7 +179,8 @@ def test_sweep_runs_are_the_grid(parse, monkeypatch: pytest.MonkeyPatch) -> None
         assert c.trainer.default_root_dir == f"runs/sweep/run{i}"
         assert {lg.init_args.save_dir for lg in c.trainer.logger} == {f"runs/sweep/run{i}"}
         assert c.trainer.logger[0].init_args.offline is False
-        assert c.trainer.callbacks[-1].init_args.dirpath == f"runs/sweep/run{i}/checkpoints"
+        (checkpoint,) = [cb for cb in c.trainer.callbacks if "ModelCheckpoint" in cb.class_path]
+        assert checkpoint.init_args.dirpath == f"runs/sweep/run{i}/checkpoints"
     assert seen == {(3, 0.75), (12, 0.99)}
 
 

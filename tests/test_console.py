@@ -19,7 +19,17 @@ import pytest
 
 ROOT = Path(__file__).parents[1]
 SAELIGHT = str(Path(sys.executable).with_name("saelight"))
-SUBCOMMANDS = ("fit", "validate", "test", "cache", "report", "inspect", "layer-sweep", "push")
+SUBCOMMANDS = (
+    "fit",
+    "validate",
+    "test",
+    "cache",
+    "report",
+    "inspect",
+    "layer-sweep",
+    "push",
+    "splice",
+)
 ENV = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "WANDB_MODE": "offline"}
 
 
@@ -45,7 +55,7 @@ def test_help_lists_every_subcommand_one_line_each() -> None:
     assert listed == set(SUBCOMMANDS)
 
 
-@pytest.mark.parametrize("name", ["cache", "report", "inspect", "layer-sweep", "push"])
+@pytest.mark.parametrize("name", ["cache", "report", "inspect", "layer-sweep", "push", "splice"])
 def test_each_subcommand_help_is_its_own(name: str) -> None:
     from saelight.cli import COMMANDS
 

@@ -5,8 +5,9 @@
     trainer: {default_root_dir: runs/paper/hubert}
 
 `expand_config_args` replaces each `--config FILE` whose YAML has `base:` by one `--config` of
-the merged YAML text (OmegaConf.merge: mappings merge key by key, lists are replaced — as when
-LightningCLI merges several `--config` files), so interpolations such as
+the merged YAML text (mappings merge key by key, lists and other values are replaced, a new
+`class_path` replaces its whole mapping — as when LightningCLI merges several `--config` files),
+so interpolations such as
 `${trainer.default_root_dir}/cache` may refer to keys of the base.
 """
 
@@ -16,7 +17,6 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from omegaconf import OmegaConf
 
 from saelight.io.errors import SaelightError
 
@@ -36,8 +36,21 @@ def load_with_bases(path: Path, seen: tuple[Path, ...] = ()) -> dict[str, Any]:
         return values
     if not isinstance(base, str):
         raise SaelightError(f"config {path}: `base:` must be a file name, got {base!r}")
-    merged = OmegaConf.merge(load_with_bases(path.parent / base, (*seen, path)), values)
-    return OmegaConf.to_container(merged, resolve=False)  # type: ignore[return-value]
+    return merge_configs(load_with_bases(path.parent / base, (*seen, path)), values)
+
+
+def merge_configs(base: Any, overlay: Any) -> Any:
+    """`overlay` over `base`: mappings merge key by key, anything else is replaced — and so is a
+    mapping whose `class_path` differs from the base's (another class: the base's `init_args`
+    would not fit it), as LightningCLI does for a class given anew."""
+    if not (isinstance(base, dict) and isinstance(overlay, dict)):
+        return overlay
+    if "class_path" in overlay and overlay["class_path"] != base.get("class_path"):
+        return overlay
+    merged = dict(base)
+    for key, value in overlay.items():
+        merged[key] = merge_configs(base[key], value) if key in base else value
+    return merged
 
 
 def expand_config_args(argv: list[str]) -> list[str]:

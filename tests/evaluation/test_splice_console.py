@@ -1,0 +1,55 @@
+"""`saelight splice --run` through the console script, on a tiny frame-level run; and the one
+clear line a clip-pooled run gets."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+TINY = Path(__file__).parents[1] / "data" / "tiny.yaml"
+SAELIGHT = str(Path(sys.executable).with_name("saelight"))
+EXPORTS_ONLY = "[{class_path: saelight.callbacks.BestSAEExport}]"
+
+
+def saelight(*args: str, cwd: Path) -> subprocess.CompletedProcess:
+    return subprocess.run([SAELIGHT, *args], cwd=cwd, capture_output=True, text=True, timeout=900)
+
+
+def fit(tmp_path: Path, pooling: str) -> Path:
+    args = ["fit", "--config", str(TINY), "--trainer.default_root_dir", str(tmp_path / "run")]
+    args += [
+        "--data.cache.pooling",
+        pooling,
+        "--trainer.max_epochs",
+        "1",
+        "--trainer.logger",
+        "false",
+    ]
+    args += ["--trainer.callbacks", EXPORTS_ONLY]
+    done = saelight(*args, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return tmp_path / "run"
+
+
+@pytest.mark.slow
+def test_splice_a_frame_run(tmp_path: Path) -> None:
+    run = fit(tmp_path, "frame")
+    done = saelight(
+        "splice", "--run", str(run), "--max_clips", "6", "--k_ablate", "1", cwd=tmp_path
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    result = json.loads((run / "splice" / "splice.json").read_text())
+    text = json.dumps(result)
+    assert "fidelity_recovered" in text and "error_term_max_abs" in text
+    assert (run / "splice" / "splice.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_a_clip_run_is_refused_in_one_line(tmp_path: Path) -> None:
+    run = fit(tmp_path, "clip")
+    done = saelight("splice", "--run", str(run), cwd=tmp_path)
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    assert "clip-pooled" in done.stderr and "frame-level" in done.stderr
