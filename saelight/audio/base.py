@@ -232,3 +232,18 @@ def carve_val(splits: list[str], groups: list[str], *, val_fraction: float, seed
     train_groups = [g for g, s in zip(groups, splits, strict=True) if s == "train"]
     table = assign_group_splits(train_groups, val_fraction=val_fraction, test_fraction=0, seed=seed)
     return [table[g] if s == "train" else s for g, s in zip(groups, splits, strict=True)]
+
+
+def fraction_splits(
+    clips: list[Clip], split_column: str | None, val_fraction: float, test_fraction: float
+) -> tuple[str, ...]:
+    """The splits a source with a split column and/or val/test fractions must fill: train; val
+    unless `val_fraction` is 0 and the column gives no val rows; test unless `test_fraction` is 0
+    without a split column (a split column must give test rows)."""
+    given_val = split_column is not None and any(c.split == "val" for c in clips)
+    wanted = ["train"]
+    if val_fraction > 0 or given_val:
+        wanted.append("val")
+    if split_column is not None or test_fraction > 0:
+        wanted.append("test")
+    return tuple(wanted)

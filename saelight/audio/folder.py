@@ -40,6 +40,7 @@ from saelight.audio.base import (
     Clip,
     assign_group_splits,
     carve_val,
+    fraction_splits,
 )
 from saelight.audio.decode import load_audio, validate_waveform
 from saelight.audio.manifest import (
@@ -215,13 +216,9 @@ class AudioFolder(AudioSource):
     def expected_splits(self) -> tuple[str, ...]:
         """Train; val unless `val_fraction` is 0 (and no val rows are given); test unless
         `test_fraction` is 0 without a split column (a split column must give test rows)."""
-        given_val = any(c.split == "val" for c in self._clips) and self.split_column is not None
-        wanted = ["train"]
-        if self.val_fraction > 0 or given_val:
-            wanted.append("val")
-        if self.split_column is not None or self.test_fraction > 0:
-            wanted.append("test")
-        return tuple(wanted)
+        return fraction_splits(
+            self._clips, self.split_column, self.val_fraction, self.test_fraction
+        )
 
     def split_hint(self, split: str) -> str:
         """Names the option that decides `split` and the numbers behind the empty result."""

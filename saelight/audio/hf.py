@@ -35,6 +35,7 @@ from saelight.audio.base import (
     assign_group_splits,
     canonical_split,
     carve_val,
+    fraction_splits,
 )
 from saelight.audio.decode import load_audio, validate_waveform
 
@@ -242,13 +243,9 @@ class HFAudioDataset(AudioSource):
         """The mapped HF splits; or train, val and test as the fractions and split column ask."""
         if not self._split_here:
             return tuple(self.hf_splits)
-        given_val = self.split_column is not None and any(c.split == "val" for c in self._clips)
-        wanted = ["train"]
-        if self.val_fraction > 0 or given_val:
-            wanted.append("val")
-        if self.split_column is not None or self.test_fraction > 0:
-            wanted.append("test")
-        return tuple(wanted)
+        return fraction_splits(
+            self._clips, self.split_column, self.val_fraction, self.test_fraction
+        )
 
     def split_hint(self, split: str) -> str:
         """Names the option that decides `split`."""

@@ -12,11 +12,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from transformers import WhisperConfig, WhisperFeatureExtractor, WhisperModel
+from transformers import WhisperFeatureExtractor, WhisperModel
 
 from saelight.backbones import HFBackbone
 
-from .tiny_models import SR
+from .tiny_models import SR, whisper_config
 
 # Relative error ||h_window - h_full|| / ||h_full|| of a transformer layer over a clip's valid
 # frames, measured on this seeded model for 1 and 5 s windows: 0.8-0.9% after layer 1 and 1.3-1.4%
@@ -33,23 +33,7 @@ LENGTHS_S = (3.0, 3.2, 4.5)
 
 @pytest.fixture(scope="module")
 def whisper_dir(tmp_path_factory: pytest.TempPathFactory) -> str:
-    config = WhisperConfig(
-        vocab_size=64,
-        num_mel_bins=80,
-        d_model=32,
-        encoder_layers=2,
-        decoder_layers=1,
-        encoder_attention_heads=2,
-        decoder_attention_heads=2,
-        encoder_ffn_dim=64,
-        decoder_ffn_dim=64,
-        max_source_positions=1500,
-        max_target_positions=16,
-        pad_token_id=0,
-        bos_token_id=1,
-        eos_token_id=2,
-        decoder_start_token_id=1,
-    )
+    config = whisper_config(1500)  # the real 30 s window
     path = tmp_path_factory.mktemp("whisper_30s")
     torch.manual_seed(0)
     WhisperModel(config).save_pretrained(path)

@@ -61,8 +61,10 @@ def _ast():
     )
 
 
-def _whisper():
-    config = WhisperConfig(
+def whisper_config(max_source_positions: int) -> WhisperConfig:
+    """A 2-layer, 32-wide Whisper with the real 80-mel front end and `max_source_positions`
+    encoder frames (1500 = the real 30 s window; 100 = 2 s)."""
+    return WhisperConfig(
         vocab_size=64,
         num_mel_bins=80,
         d_model=32,
@@ -72,14 +74,18 @@ def _whisper():
         decoder_attention_heads=2,
         encoder_ffn_dim=64,
         decoder_ffn_dim=64,
-        max_source_positions=100,  # 2 s windows instead of 30 s: 100 frames at 50 Hz
+        max_source_positions=max_source_positions,
         max_target_positions=16,
         pad_token_id=0,
         bos_token_id=1,
         eos_token_id=2,
         decoder_start_token_id=1,
     )
-    return config, WhisperFeatureExtractor(feature_size=80, chunk_length=2)
+
+
+def _whisper():
+    # 2 s windows instead of 30 s: 100 frames at 50 Hz.
+    return whisper_config(100), WhisperFeatureExtractor(feature_size=80, chunk_length=2)
 
 
 # name -> (builder, expected model class); "wav2vec2" / "hubert" mirror the group-norm base
