@@ -58,7 +58,12 @@ class InputFamily(ABC):
     frame_rate_hz: float
 
     def __init__(self, feature_extractor: Any, net: nn.Module, mask_padding: bool) -> None:
-        """Keep the feature extractor and the encoder (as `encoder` returned it)."""
+        """Keep the feature extractor and the encoder (as `encoder` returned it).
+
+        `HFBackbone` passes a weightless skeleton (meta device) and swaps in the loaded encoder
+        before the first forward pass, so ``__init__`` and `matches` read only the config and
+        the frame arithmetic (``_get_feat_extract_output_lengths``), never the weights.
+        """
         self.feature_extractor, self.net, self.mask_padding = feature_extractor, net, mask_padding
         self.sample_rate = int(feature_extractor.sampling_rate)
 

@@ -8,6 +8,11 @@ Mariotte et al. 2025 (arXiv:2509.24793). Each checkpoint loads with its own clas
 What differs between waveform encoders, AST and Whisper (inputs, frame geometry, padding, which
 clips may share a batch) lives in one small class per family in `saelight.backbones.families`,
 picked from the checkpoint's feature extractor and config; this module loads, batches and runs.
+
+The weights load on first use (`extract`, `net`), not in ``__init__``: everything the cache recipe
+and the CLI read (identity, layers, sizes, rates) comes from the config and the feature extractor,
+so re-running on a complete cache, ``saelight inspect`` or a config load never pays the model load
+(minutes for real checkpoints). Init still raises every error the config alone can tell.
 """
 
 from __future__ import annotations
@@ -20,7 +25,8 @@ from typing import Any, Literal
 import numpy as np
 import torch
 from huggingface_hub import is_offline_mode
-from transformers import AutoFeatureExtractor, AutoModel, PretrainedConfig
+from torch import nn
+from transformers import AutoConfig, AutoFeatureExtractor, AutoModel, PretrainedConfig
 from transformers.models.auto.configuration_auto import CONFIG_MAPPING
 
 from saelight.backbones.base import Backbone, check_waves, resolve_layers
@@ -41,6 +47,7 @@ class HFBackbone(Backbone):
         min_samples: shortest wave (in samples) that yields at least one frame.
         frame_rate_hz: hidden-state frames per second of audio (for AST: time patches per second).
         family: the checkpoint's input family (`saelight.backbones.families`); `kind` is its name.
+        net: the frozen encoder on `device`, loaded from the checkpoint on first access.
     """
 
     def __init__(
@@ -55,7 +62,7 @@ class HFBackbone(Backbone):
         mask_padding: bool = True,
         whisper_window_s: float | None = None,
     ) -> None:
-        """Load the feature extractor and model and freeze the model.
+        """Read the config and feature extractor; the weights load on first use (see `net`).
 
         Args:
             model: Hugging Face hub id (e.g. "facebook/hubert-base-ls960") or a local directory
@@ -101,23 +108,66 @@ class HFBackbone(Backbone):
         self.model_id, self.revision = model, revision
         self.dtype, self.mask_padding = dtype, mask_padding
         self.max_batch_seconds, self.whisper_window_s = max_batch_seconds, whisper_window_s
-        self.feature_extractor, net = _load(model, revision, trust_remote_code)
-        self.model_class = type(net).__name__
-        self._commit = getattr(net.config, "_commit_hash", None)
-        family = pick_family(model, self.feature_extractor, net)
-        self.net = family.encoder(net).eval().requires_grad_(False).to(self.device)
-        self.family = self._family(family)
+        self._source, self._trust_remote_code = _resolve_source(model), trust_remote_code
+        fe, config = _load_config(model, self._source, revision, trust_remote_code)
+        self.feature_extractor = fe
+        self._commit = getattr(config, "_commit_hash", None)
+        # A weightless (meta) instance of the class from_pretrained will build: its type, config
+        # and frame arithmetic are all the family needs until the weights load.
+        skeleton = _skeleton(config, trust_remote_code)
+        eager = skeleton is None  # modelling code that cannot be built without weights: load now
+        if skeleton is None:
+            skeleton = self._load_model()
+        self.model_class = type(skeleton).__name__
+        family = pick_family(model, self.feature_extractor, skeleton)
+        encoder = family.encoder(skeleton)
+        self.family = self._family(family, encoder)
+        self._net: nn.Module | None = self._freeze(encoder) if eager else None
         self.kind = self.family.kind
         self.sample_rate = self.family.sample_rate
-        self.hidden_size = int(self.net.config.hidden_size)
-        self.num_layers = int(self.net.config.num_hidden_layers)
+        self.hidden_size = int(encoder.config.hidden_size)
+        self.num_layers = int(encoder.config.num_hidden_layers)
         self.layers = resolve_layers(layers, self.num_layers)
         self.min_samples = self.family.min_samples
         self.frame_rate_hz = self.family.frame_rate_hz
 
-    def _family(self, family: type[InputFamily]) -> InputFamily:
+    @property
+    def net(self) -> nn.Module:
+        """The frozen encoder on `device`; the first access loads the weights (see `load`)."""
+        return self.load()
+
+    def load(self) -> nn.Module:
+        """Load the checkpoint's weights now, if not yet done, and return the frozen encoder.
+
+        `extract` and `net` call it; call it yourself to pay the load up front.
+        """
+        if self._net is None:
+            encoder = self._freeze(self.family.encoder(self._load_model()))
+            self.family.net = encoder  # the family ran on the weightless skeleton until now
+            self._net = encoder
+        return self._net
+
+    @property
+    def weights_loaded(self) -> bool:
+        """Whether the weights are in memory (False until `extract` or `net` needs them)."""
+        return self._net is not None
+
+    def _load_model(self) -> nn.Module:
+        """The full model with its checkpoint weights, through `from_pretrained`.
+
+        Torch's RNG stream is left as it was: when the load happens (first `extract`, a splice)
+        must not change what a seeded run draws afterwards.
+        """
+        with torch.random.fork_rng(devices=[]):
+            return _load_model(self.model_id, self._source, self.revision, self._trust_remote_code)
+
+    def _freeze(self, encoder: nn.Module) -> nn.Module:
+        """`encoder` in eval mode, without gradients, on `device`."""
+        return encoder.eval().requires_grad_(False).to(self.device)
+
+    def _family(self, family: type[InputFamily], net: nn.Module) -> InputFamily:
         """The family object; ValueError naming the model if the checkpoint does not fit it."""
-        fe, net, mask_padding = self.feature_extractor, self.net, self.mask_padding
+        fe, mask_padding = self.feature_extractor, self.mask_padding
         try:
             if family is WhisperInput:
                 return WhisperInput(fe, net, mask_padding, window_s=self.whisper_window_s)
@@ -163,6 +213,7 @@ class HFBackbone(Backbone):
             clip's window).
         """
         waves = self._check_waves(waves)
+        self.load()  # from here on the family runs on the real weights
         lengths = [len(w) for w in waves]
         total = self.family.output_frames(max(lengths))
         mask = torch.zeros(len(waves), total, dtype=torch.bool)
@@ -239,9 +290,10 @@ def _resolve_source(model: str) -> str:
     return model
 
 
-def _load(model: str, revision: str | None, trust_remote_code: bool) -> tuple[Any, Any]:
-    """(feature extractor, model) through `from_pretrained`; a ValueError saying why on failure."""
-    source = _resolve_source(model)
+def _load_config(
+    model: str, source: str, revision: str | None, trust_remote_code: bool
+) -> tuple[Any, PretrainedConfig]:
+    """(feature extractor, config): the cheap files; a ValueError saying why on failure."""
     try:
         config, _ = PretrainedConfig.get_config_dict(source, revision=revision)
     except OSError as err:
@@ -277,6 +329,27 @@ def _load(model: str, revision: str | None, trust_remote_code: bool) -> tuple[An
             f"model={model!r} has no loadable audio feature extractor "
             f"(preprocessor_config.json): {err}"
         ) from err
+    return feature_extractor, AutoConfig.from_pretrained(source, **kwargs)
+
+
+def _skeleton(config: PretrainedConfig, trust_remote_code: bool) -> nn.Module | None:
+    """The model `AutoModel` builds for `config`, on the meta device (no weights, no memory).
+
+    None if its modelling code cannot be built that way (some remote code computes on its
+    weights in ``__init__``); the caller then loads the real model. Torch's RNG is left as it was
+    (a few HF modules draw CPU tensors in ``__init__`` whatever the device).
+    """
+    try:
+        with torch.random.fork_rng(devices=[]), torch.device("meta"):
+            return AutoModel.from_config(config, trust_remote_code=trust_remote_code)
+    except Exception as err:  # any failure here only means: load the real model now
+        log.debug("cannot build %s on the meta device (%s); loading it", type(config).__name__, err)
+        return None
+
+
+def _load_model(model: str, source: str, revision: str | None, trust_remote_code: bool) -> Any:
+    """The model through `from_pretrained`; ValueError if any of its weights would be random."""
+    kwargs = {"revision": revision, "trust_remote_code": trust_remote_code}
     net, info = AutoModel.from_pretrained(source, output_loading_info=True, **kwargs)
     # A weight missing from the checkpoint is silently random (how the paper's WavLM-as-wav2vec2
     # load went wrong); masked_spec_embed only serves training-time masking.
@@ -286,4 +359,4 @@ def _load(model: str, revision: str | None, trust_remote_code: bool) -> tuple[An
             f"model={model!r} loaded as {type(net).__name__}, but {len(missing)} of its weights "
             f"are missing from the checkpoint (e.g. {missing[:3]}) and would be random"
         )
-    return feature_extractor, net
+    return net

@@ -3,7 +3,8 @@
 It lets the whole pipeline (cache, SAE training, metrics) run with no download, and doubles as the
 random-network baseline SAE papers compare against. The model is written once with
 ``save_pretrained`` (plus a ``Wav2Vec2FeatureExtractor``), then loaded through the same `HFBackbone`
-path as any checkpoint. Weights come from numpy's PCG64 stream through exact integer-to-float steps,
+path as any checkpoint, lazily: the weights' checksum (part of the identity) is written beside them
+at build time, so opening a complete cache reads only the config. Weights come from numpy's PCG64 stream through exact integer-to-float steps,
 not from torch's ``normal_`` (whose vectorised kernels differ across CPUs), so every machine builds
 the same bytes.
 """
@@ -32,6 +33,7 @@ from transformers import (
 )
 
 from saelight.backbones.hf import HFBackbone
+from saelight.io.atomic import atomic_write_text
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +48,8 @@ _CONV_KERNEL = (10, 3, 3, 3, 3, 2, 2)
 _CONV_STRIDE = (5, 2, 2, 2, 2, 2, 2)
 # Bump when the config or init changes, so a model built by older code is never reused.
 _BUILD_VERSION = 1
+# `weights_sha256` of the saved weights, written beside them so identity() needs no load.
+SHA256_FILE = "saelight_weights_sha256.txt"
 
 
 class UntrainedBackbone(HFBackbone):
@@ -64,7 +68,7 @@ class UntrainedBackbone(HFBackbone):
         save_dir: str = "~/.cache/saelight/untrained",
         **kwargs: Any,
     ) -> None:
-        """Build (once) and load the random model.
+        """Build the random model once; afterwards read only its config and checksum.
 
         Args:
             arch: architecture of the random encoder.
@@ -93,7 +97,37 @@ class UntrainedBackbone(HFBackbone):
         super().__init__(
             str(path), revision=None, trust_remote_code=False, whisper_window_s=None, **kwargs
         )
-        self.weights_sha256 = weights_sha256(self.net)
+        self.weights_sha256 = self._recorded_sha256(path / SHA256_FILE)
+
+    def _recorded_sha256(self, record: Path) -> str:
+        """The checksum written at build time; a folder built before it was written is hashed
+        once (that loads the weights) and the record added, so later runs skip the load."""
+        text = record.read_text().strip() if record.is_file() else ""
+        if len(text) == 64 and all(c in "0123456789abcdef" for c in text):
+            return text
+        digest = weights_sha256(self.net)
+        try:
+            atomic_write_text(record, digest + "\n")
+        except OSError as err:  # a read-only save_dir still works, it just hashes every time
+            log.debug("cannot record %s: %s", record, err)
+        return digest
+
+    def load(self) -> nn.Module:
+        """`HFBackbone.load`, checking the loaded weights against the recorded checksum.
+
+        The identity (and so every cache keyed by it) was read from the record, not from the
+        weights: a folder changed since it was built must not pass for the model it was.
+        """
+        if self.weights_loaded:
+            return super().load()
+        net = super().load()
+        expected, actual = getattr(self, "weights_sha256", None), weights_sha256(net)
+        if expected is not None and actual != expected:
+            raise ValueError(
+                f"{self.model_id} holds weights with sha256 {actual[:12]}..., not the "
+                f"{expected[:12]}... recorded when it was built; delete that folder to rebuild it"
+            )
+        return net
 
     def identity(self) -> dict[str, Any]:
         """`HFBackbone.identity`, marked untrained, keyed by name and weight checksum, not path."""
@@ -145,6 +179,7 @@ def _build(path: Path, arch: str, num_layers: int, hidden_size: int, seed: int) 
     with torch.random.fork_rng():  # building must not shift the caller's torch RNG stream
         model = AutoModel.from_config(untrained_config(arch, num_layers, hidden_size))
     _init_portable(model, seed)
+    digest = weights_sha256(model)
     # group-norm extractor: trained without attention mask, so none is returned (as hubert-base).
     extractor = Wav2Vec2FeatureExtractor(
         feature_size=1,
@@ -157,6 +192,7 @@ def _build(path: Path, arch: str, num_layers: int, hidden_size: int, seed: int) 
     try:
         model.save_pretrained(tmp)
         extractor.save_pretrained(tmp)
+        Path(tmp, SHA256_FILE).write_text(digest + "\n")  # inside tmp: renamed in with the model
         os.rename(tmp, path)
     except OSError:
         if not path.is_dir():  # another process may have won the rename race

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import inspect
 import logging
 import os
 from typing import Any, Literal
@@ -35,7 +36,9 @@ class SAEEvaluation(L.Callback):
     At fit end (and `saelight test`) every SAE is evaluated with its best exported weights (see
     `BestSAEExport`), falling back to the current ones: results go to
     `<run>/results/results.{json,csv}`, to every logger as `<layer>/<name>/test/<metric>`, to W&B
-    as figures, and into `report.md`.
+    as figures, and into `report.md`. With `splice`, a frame-level run is also spliced at fit end
+    (`saelight splice`'s core, before the report, so `report.md` gets its "Causal evaluation"
+    section): `<run>/splice/splice.{json,png}` and the `splice/*` W&B tables.
     Rank 0 computes (it reads the whole held-out split from the cache, so nothing needs gathering)
     while other ranks wait at a barrier.
 
@@ -56,6 +59,11 @@ class SAEEvaluation(L.Callback):
         bootstrap: refit each row's top-factor Lassos on this many resamples of the test clips,
             for an interval on claim 3 (0 = off; ~0.1 s per resample and representation).
         report: write `report.md` + figures at fit end (claim 1 on `labels`, default all).
+        splice: at fit end, splice every SAE back into the backbone on held-out test clips
+            (downstream fidelity, probe drops, latent ablations; docs/causal_evaluation.md).
+            Off by default: it reruns the backbone ~2 + n_sae × (2 + 2 × label values) times per
+            clip. Frame-level runs only; a clip-pooled run logs one line and skips it.
+        splice_max_clips: splice a seeded subset of this many test clips (`seed`).
         seed: seed of probes, subsampling and held-out splits.
         dirpath: run directory (default: trainer.default_root_dir).
     """
@@ -74,6 +82,8 @@ class SAEEvaluation(L.Callback):
         protocol: Literal["saelight", "paper"] = "saelight",
         bootstrap: int = 0,
         report: bool = True,
+        splice: bool = False,
+        splice_max_clips: int = 40,
         seed: int = 42,
         dirpath: str | None = None,
     ) -> None:
@@ -97,6 +107,7 @@ class SAEEvaluation(L.Callback):
         )
         self.every_n_val_epochs, self.max_rows = every_n_val_epochs, max_rows_per_split
         self.report, self.dirpath = report, dirpath
+        self.splice, self.splice_max_clips = splice, splice_max_clips
         self._splits: dict[str, tuple[np.ndarray, np.ndarray]] | None = None
 
     def _load_splits(self, trainer: L.Trainer) -> dict[str, tuple[np.ndarray, np.ndarray]]:
@@ -174,6 +185,8 @@ class SAEEvaluation(L.Callback):
             self._log(trainer, rows)
             self._log_confusions(trainer, rows)
             self._flag_collapsed(trainer, rows)
+            if self.splice and best:  # fit end only: `saelight test` re-evaluates, never splices
+                self._splice(trainer, pl_module, layout)
             if self.report:
                 from saelight.report.build import write_report
 
@@ -185,6 +198,52 @@ class SAEEvaluation(L.Callback):
                 )
         trainer.strategy.barrier()
         return rows
+
+    def _splice(self, trainer: L.Trainer, pl_module: SAEModule, layout: RunLayout) -> None:
+        """Splice every SAE of the grid (best exports when present, named by their export key as
+        `saelight splice` names them) and log the tables and figure to the run's W&B run."""
+        from saelight.evaluation.splice_command import (
+            backbone_title,
+            splice_command,
+            splice_run,
+            write_splice,
+        )
+        from saelight.report.splice_section import SPLICE_DIR, SPLICE_PNG, log_splice
+
+        dm = trainer.datamodule
+        if dm.pooling != "frame":
+            log.info(
+                "SAEEvaluation(splice=True): skipped, a clip-pooled run (data.cache.pooling: %s) "
+                "cannot be spliced back frame by frame",
+                dm.pooling,
+            )
+            return
+        saes: dict[int, dict[str, tuple[SAE, float | None]]] = {}
+        for e in pl_module.grid:
+            path = layout.sae(e.key)
+            if (path / "cfg.json").exists():
+                sae = SAE.from_pretrained(path)
+            else:
+                sae = copy.deepcopy(pl_module.sae(e)).float()
+            saes.setdefault(e.layer, {})[e.key] = (sae, e.sparsity)
+        # `saelight splice`'s defaults, so both paths write the same splice.json.
+        defaults = inspect.signature(splice_command).parameters
+        payload = splice_run(
+            dm.cache,
+            saes,
+            defaults["split"].default,
+            self.splice_max_clips,
+            self.opts.labels,
+            defaults["k_ablate"].default,
+            self.opts.seed,
+        )
+        payload = {"run": str(layout.root), **payload}
+        folder = layout.root / SPLICE_DIR
+        write_splice(folder, payload, backbone_title(dm.cache))
+        log.info("SAEEvaluation: spliced %d clip(s), wrote %s", payload["n_clips"], folder)
+        run = wandb_run(trainer)
+        if run is not None:
+            log_splice(run, payload, folder / SPLICE_PNG)
 
     @staticmethod
     def _layer_saes(

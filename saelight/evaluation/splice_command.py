@@ -14,6 +14,7 @@ from __future__ import annotations
 import inspect
 import json
 import logging
+import os
 import time
 from pathlib import Path
 from typing import Any
@@ -29,10 +30,10 @@ from saelight.evaluation.splice import splice_fidelity
 from saelight.io.atomic import atomic_write_text
 from saelight.io.errors import SaelightError
 from saelight.io.layout import RunLayout
+from saelight.report.splice_section import SPLICE_DIR, SPLICE_JSON, SPLICE_PNG, log_splice
 from saelight.sae.base import CFG_FILE, SAE
 
 log = logging.getLogger(__name__)
-SPLICE_DIR = "splice"
 
 
 def check_frame_run(layout: RunLayout) -> list[tuple[Path, dict[str, Any]]]:
@@ -120,6 +121,63 @@ def format_table(results: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
+def splice_run(
+    cache: Any,
+    saes: dict[int, dict[str, tuple[SAE, float | None]]],
+    split: str,
+    max_clips: int | None,
+    labels: list[str] | None,
+    k_ablate: int,
+    seed: int,
+) -> dict[str, Any]:
+    """The splice.json payload (all but "run") of `saes` ({layer: {name: (SAE, grid sparsity)}})
+    on the cache's held-out clips: the one core of `saelight splice` and
+    `SAEEvaluation(splice=True)`, so both write the same file. Arguments as `splice_command`'s."""
+    if split not in SPLITS:
+        raise SaelightError(f"split {split!r} is not one of {list(SPLITS)}")
+    t0 = time.perf_counter()
+    items = held_out(cache, split, max_clips, seed)
+    clip_labels = _labels([c for c, _ in items], labels)
+    waves = [w for _, w in items]
+    results = []
+    for layer in sorted(saes):
+        models = {name: sae for name, (sae, _) in saes[layer].items()}
+        result = splice_fidelity(
+            cache.backbone, models, layer, waves, clip_labels, k_ablate=k_ablate, seed=seed
+        )
+        for name, (sae, sparsity) in saes[layer].items():
+            row = result["saes"][name]
+            row.update(sae.identity())
+            if row["sparsity"] is None:  # a knob-set SAE (k given) still has its grid's sparsity
+                row["sparsity"] = sparsity
+        results.append(result)
+    wall = time.perf_counter() - t0
+    audio_s = sum(len(w) for w in waves) / cache.backbone.sample_rate
+    return {
+        "split": split,
+        "n_clips": len(waves),
+        "audio_seconds": audio_s,
+        "wall_seconds": wall,
+        "seconds_per_audio_hour": wall / audio_s * 3600 if audio_s else None,
+        "labels": sorted(clip_labels),
+        "k_ablate": k_ablate,
+        "seed": seed,
+        "layers": results,
+    }
+
+
+def write_splice(folder: Path, payload: dict[str, Any], title: str) -> None:
+    """`folder/splice.json` (atomic) and `folder/splice.png` (see `splice_figure`)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(folder / SPLICE_JSON, json.dumps(payload, indent=1, default=float))
+    splice_figure(payload["layers"], title).savefig(folder / SPLICE_PNG, dpi=120)
+
+
+def backbone_title(cache: Any) -> str:
+    """The figure title: the backbone's model name (its last path component)."""
+    return Path(str(cache.backbone.identity().get("model", ""))).name
+
+
 def splice_command(
     run: str,
     out: str | None = None,
@@ -128,6 +186,7 @@ def splice_command(
     labels: list[str] | None = None,
     k_ablate: int = 8,
     seed: int = 42,
+    wandb: bool = False,
 ) -> None:
     """Splice a frame-level run's SAEs into the backbone: downstream fidelity, probes, ablations.
 
@@ -146,6 +205,9 @@ def splice_command(
         labels: labels to probe and ablate (default: every label with two or more values).
         k_ablate: latents ablated per label value; 0 skips the ablations.
         seed: seed of the clip subset, the probe folds and the control latents.
+        wandb: also log the `splice/fidelity` and `splice/ablation` tables and the
+            `splice/figure` image to a new W&B run (job_type splice, under the output folder;
+            WANDB_MODE, default offline).
     """
     if split not in SPLITS:
         raise SaelightError(f"split {split!r} is not one of {list(SPLITS)}")
@@ -154,45 +216,38 @@ def splice_command(
     from saelight.explorer.command import load_cache
 
     cache = load_cache(layout.config)
-    t0 = time.perf_counter()
-    items = held_out(cache, split, max_clips, seed)
-    clip_labels = _labels([c for c, _ in items], labels)
-    waves = [w for _, w in items]
-    results = []
-    for layer in sorted({int(cfg["layer"]) for _, cfg in exports}):
-        saes = {p.name: SAE.from_pretrained(p) for p, cfg in exports if int(cfg["layer"]) == layer}
-        result = splice_fidelity(
-            cache.backbone, saes, layer, waves, clip_labels, k_ablate=k_ablate, seed=seed
-        )
-        for name, sae in saes.items():
-            identity = sae.identity()
-            result["saes"][name].update(identity)
-            if identity["sparsity"] is None:
-                result["saes"][name]["sparsity"] = next(
-                    (cfg.get("grid_sparsity") for p, cfg in exports if p.name == name), None
-                )
-        results.append(result)
-    wall = time.perf_counter() - t0
-    audio_s = sum(len(w) for w in waves) / cache.backbone.sample_rate
+    saes: dict[int, dict[str, tuple[SAE, float | None]]] = {}
+    for path, cfg in exports:
+        layer = saes.setdefault(int(cfg["layer"]), {})
+        layer[path.name] = (SAE.from_pretrained(path), cfg.get("grid_sparsity"))
+    payload = {"run": str(run), **splice_run(cache, saes, split, max_clips, labels, k_ablate, seed)}
     folder = Path(out) if out else layout.root / SPLICE_DIR
-    folder.mkdir(parents=True, exist_ok=True)
-    payload = {
-        "run": str(run),
-        "split": split,
-        "n_clips": len(waves),
-        "audio_seconds": audio_s,
-        "wall_seconds": wall,
-        "seconds_per_audio_hour": wall / audio_s * 3600 if audio_s else None,
-        "labels": sorted(clip_labels),
-        "k_ablate": k_ablate,
-        "seed": seed,
-        "layers": results,
-    }
-    atomic_write_text(folder / "splice.json", json.dumps(payload, indent=1, default=float))
-    title = Path(str(cache.backbone.identity().get("model", ""))).name
-    splice_figure(results, title).savefig(folder / "splice.png", dpi=120)
-    print(format_table(results))
-    print(f"{len(waves)} clips ({audio_s:.0f} s of audio) in {wall:.1f} s; wrote {folder}")
+    write_splice(folder, payload, backbone_title(cache))
+    print(format_table(payload["layers"]))
+    print(
+        f"{payload['n_clips']} clips ({payload['audio_seconds']:.0f} s of audio) in "
+        f"{payload['wall_seconds']:.1f} s; wrote {folder}"
+    )
+    if wandb:
+        _log_to_new_run(folder, payload)
+
+
+def _log_to_new_run(folder: Path, payload: dict[str, Any]) -> None:
+    """A W&B run of its own (a splice runs after its fit, whose run has finished)."""
+    import wandb as wandb_sdk
+
+    config = {k: v for k, v in payload.items() if k != "layers"}
+    run = wandb_sdk.init(
+        project="saelight",
+        job_type="splice",
+        dir=str(folder),
+        mode=os.environ.get("WANDB_MODE", "offline"),
+        config=config,
+    )
+    try:
+        log_splice(run, payload, folder / SPLICE_PNG)
+    finally:
+        run.finish()
 
 
 def _labels(clips: list[Clip], wanted: list[str] | None) -> dict[str, list[str]]:

@@ -7,7 +7,9 @@ of several seeds give mean ± std across seeds.
 
 Writes `report.md` (Markdown tables, with the verdict, rule and numbers of each of the paper's
 claims, see `saelight.report.claims`, and every SAE − dense difference with its 95 % interval,
-see `saelight.report.intervals`) and one PNG per figure of `saelight.report.figures`.
+see `saelight.report.intervals`) and one PNG per figure of `saelight.report.figures`. A run that
+holds `splice/splice.json` (`saelight splice`, or `SAEEvaluation(splice=True)`) adds a "Causal
+evaluation" section: its fidelity and ablation tables and its figure (`report.splice_section`).
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from saelight.report.claims import THRESHOLDS, Claim, check_claims, claim_line
 from saelight.report.figures import figure_rgba, make_figures
 from saelight.report.intervals import Resamples
 from saelight.report.runs import load_rows, shared_k
+from saelight.report.splice_section import splice_parts
 from saelight.report.tables import (
     DISENTANGLEMENT,
     RECONSTRUCTION,
@@ -36,6 +39,7 @@ from saelight.report.tables import (
 
 log = logging.getLogger(__name__)
 REPORT_FILE = "report.md"
+CAUSAL = "Causal evaluation"
 
 
 class Section(NamedTuple):
@@ -92,7 +96,9 @@ def build_sections(
 
 
 def figure_section(name: str) -> str:
-    """The report section a figure of `make_figures` belongs to."""
+    """The report section a figure of `make_figures` (or a copied splice.png) belongs to."""
+    if name.startswith("splice"):
+        return CAUSAL
     if name.startswith("accuracy_"):
         return "Probe accuracy"
     return "Reconstruction" if name == "reconstruction" else "Disentanglement"
@@ -131,14 +137,23 @@ def render(
     return "\n".join(out) + "\n"
 
 
-def log_to_wandb(run: Any, figures: dict[str, Any], tables: list[Table], rows: list[Row]) -> None:
-    """Log the figures (`report/<name>` images) and tables (`report/table/<slug>`) to a W&B run."""
+def log_to_wandb(
+    run: Any,
+    figures: dict[str, Any],
+    tables: list[Table],
+    rows: list[Row],
+    images: dict[str, Path] | None = None,
+) -> None:
+    """Log the figures (`report/<name>` images), tables (`report/table/<slug>`) and PNGs already
+    on disk (`images`: {name: path}, the copied splice figures) to a W&B run."""
     import wandb
 
     data: dict[str, Any] = {
         f"report/{name}": wandb.Image(figure_rgba(fig), caption=name)
         for name, fig in figures.items()
     }
+    for name, path in (images or {}).items():
+        data[f"report/{name}"] = wandb.Image(str(path), caption=name)
     for t in tables:
         data[f"report/table/{t.slug}"] = wandb.Table(columns=t.columns, data=t.cells)
     scalar = sorted({k for r in rows for k, v in r.items() if _is_scalar(v)})
@@ -186,9 +201,13 @@ def write_report(
     out.mkdir(parents=True, exist_ok=True)
     for name, fig in drawn.items():
         fig.savefig(out / f"{name}.png", dpi=120)
-    text = render(rows, claims, sections, list(drawn), runs, notes)
+    intro, splice_tables, copied = splice_parts(run_dirs, out, figures)
+    if splice_tables:
+        sections.append(Section(CAUSAL, intro, splice_tables, ""))
+    text = render(rows, claims, sections, [*drawn, *copied], runs, notes)
     path = out / REPORT_FILE
     atomic_write_text(path, text)
     if wandb_run is not None:
-        log_to_wandb(wandb_run, drawn, [t for s in sections for t in s.tables], rows)
+        images = {name: out / f"{name}.png" for name in copied}
+        log_to_wandb(wandb_run, drawn, [t for s in sections for t in s.tables], rows, images)
     return path

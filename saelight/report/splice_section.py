@@ -1,0 +1,168 @@
+"""The report's "Causal evaluation" section and the W&B tables of `saelight splice`'s splice.json.
+
+One module turns a splice payload (`saelight.evaluation.splice_command.splice_run`) into rows, so
+`report.md`, the `splice/*` W&B tables of `saelight splice --wandb` and those of
+`SAEEvaluation(splice=True)` show the same numbers. Each row is kept twice: raw values (W&B
+tables, sortable) and the formatted cells of the Markdown table (`Table`).
+Drops are accuracy differences clean − spliced in points (100 × the [0, 1] value of the JSON);
+docs/causal_evaluation.md explains each column.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+from typing import Any
+
+from saelight.report.tables import Table
+
+SPLICE_DIR = "splice"
+"""`<run>/splice/`: where `saelight splice` and `SAEEvaluation(splice=True)` write."""
+SPLICE_JSON = "splice.json"
+SPLICE_PNG = "splice.png"
+
+DROPS = ("target_drop", "target_value_drop", "others_drop_mean")
+"""The ablation keys the table shows, each for the top-k then the random-k set."""
+Raw = tuple[list[str], list[list[Any]]]
+"""(columns, rows of raw values: str, float or None)."""
+
+
+def fidelity_rows(payload: dict[str, Any]) -> Raw:
+    """Per SAE: layer, sparsity, fidelity recovered, final-layer FVU/cosine, FVU at L, probe drop
+    per label (points)."""
+    labels = sorted(
+        {lab for layer in payload["layers"] for r in layer["saes"].values() for lab in r["probe"]}
+    )
+    columns = ["SAE", "layer", "sparsity", "fidelity recovered", "final FVU", "final cos"]
+    columns += ["FVU@L", *[f"probe drop {lab} (pt)" for lab in labels]]
+    rows = []
+    for layer in payload["layers"]:
+        final = str(layer["num_layers"])
+        for name, r in layer["saes"].items():
+            rows.append(
+                [
+                    name,
+                    layer["layer"],
+                    r.get("sparsity"),
+                    r["fidelity_recovered"],
+                    r["per_layer"][final]["fvu"],
+                    r["per_layer"][final]["cosine"],
+                    r["reconstruction"]["fvu"],
+                    *[_pt(r["probe"].get(lab, {}).get("drop")) for lab in labels],
+                ]
+            )
+    return columns, rows
+
+
+def ablation_rows(payload: dict[str, Any]) -> Raw:
+    """Per SAE × label value: target-label drop of its top-k vs its random-k latents, the drop in
+    that value's recall, and the mean drop of the other labels (specificity), in points."""
+    columns = ["SAE", "layer", "label", "value", "top-k drop (pt)", "random-k drop (pt)"]
+    columns += ["top-k recall drop (pt)", "random-k recall drop (pt)"]
+    columns += ["top-k others' drop (pt)", "random-k others' drop (pt)"]
+    rows = []
+    for layer in payload["layers"]:
+        for name, r in layer["saes"].items():
+            pairs: dict[tuple[str, str], dict[str, dict[str, Any]]] = {}
+            for a in r["ablation"]:
+                pairs.setdefault((a["label"], a["value"]), {})[a["kind"]] = a
+            for (label, value), kinds in pairs.items():
+                top, rand = kinds.get("top", {}), kinds.get("random", {})
+                rows.append(
+                    [name, layer["layer"], label, value]
+                    + [_pt(d.get(k)) for k in DROPS for d in (top, rand)]
+                )
+    return columns, rows
+
+
+def _pt(value: float | None) -> float | None:
+    return None if value is None else 100 * float(value)
+
+
+def cell(value: Any, column: str) -> str:
+    """The Markdown text of one raw value: points to 1 decimal, sparsity in %, others to 3."""
+    if value is None:
+        return "-"
+    if isinstance(value, str):
+        return value
+    if column == "layer":
+        return f"L{value}"
+    if column == "sparsity":
+        return f"{round(100 * value, 2):g} %"
+    return f"{value:.1f}" if column.endswith("(pt)") else f"{value:.3f}"
+
+
+def splice_tables(payload: dict[str, Any], suffix: str = "") -> list[Table]:
+    """The fidelity table and (when the run ablated latents) the ablation table."""
+    out = []
+    specs = (
+        ("splice_fidelity", "Splice fidelity (SAE reconstruction spliced in)", fidelity_rows),
+        ("splice_ablation", "Latent ablation: top-k detectors vs random-k", ablation_rows),
+    )
+    for slug, title, build in specs:
+        columns, rows = build(payload)
+        if rows:
+            cells = [[cell(v, c) for v, c in zip(row, columns, strict=True)] for row in rows]
+            out.append(Table(slug + suffix, title + suffix.replace("_", " "), columns, cells))
+    return out
+
+
+def intro(payload: dict[str, Any], run: str) -> str:
+    """One line: what was spliced, on how much audio, and where the numbers are explained."""
+    return (
+        f"- `{run}`: {payload['n_clips']} held-out `{payload['split']}` clip(s) "
+        f"({payload['audio_seconds']:.0f} s of audio), k = {payload['k_ablate']} latents ablated "
+        "per label value. Fidelity recovered: 1 = later layers lose nothing, 0 = no better than "
+        "mean-ablation; drops are clean − spliced probe accuracy in points. Each column is "
+        "explained in docs/causal_evaluation.md."
+    )
+
+
+def run_root(path: str | Path) -> Path | None:
+    """The run directory of a `write_report` input (a run dir or its results/results.json)."""
+    path = Path(path)
+    if path.is_dir():
+        return path
+    if path.name == "results.json" and path.parent.name == "results":
+        return path.parent.parent
+    return None
+
+
+def splice_parts(
+    run_dirs: list[str | Path], out: Path, figures: bool = True
+) -> tuple[list[str], list[Table], list[str]]:
+    """(intro lines, tables, figure names) of the runs holding `splice/splice.json`; with
+    `figures`, each run's splice.png is copied into `out` (`splice.png`, then `splice_2.png`, …)
+    so report.md links it like a drawn figure."""
+    lines: list[str] = []
+    tables: list[Table] = []
+    figures: list[str] = []
+    roots = [r for r in map(run_root, run_dirs) if r is not None]
+    found = [r for r in roots if (r / SPLICE_DIR / SPLICE_JSON).is_file()]
+    for i, root in enumerate(found):
+        suffix = f"_{i + 1}" if i else ""
+        payload = json.loads((root / SPLICE_DIR / SPLICE_JSON).read_text())
+        lines.append(intro(payload, root.name if len(found) > 1 else str(root)))
+        tables += splice_tables(payload, suffix)
+        png = root / SPLICE_DIR / SPLICE_PNG
+        if figures and png.is_file():
+            out.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(png, out / f"splice{suffix}.png")
+            figures.append(f"splice{suffix}")
+    return lines, tables, figures
+
+
+def log_splice(run: Any, payload: dict[str, Any], png: Path | None) -> None:
+    """Log `splice/fidelity` and `splice/ablation` (wandb.Tables of raw values) and `splice/figure`
+    to a W&B run."""
+    import wandb
+
+    data: dict[str, Any] = {}
+    for key, build in (("fidelity", fidelity_rows), ("ablation", ablation_rows)):
+        columns, rows = build(payload)
+        if rows:
+            data[f"splice/{key}"] = wandb.Table(columns=columns, data=rows)
+    if png is not None and png.is_file():
+        data["splice/figure"] = wandb.Image(str(png), caption="fidelity recovered vs sparsity")
+    run.log(data)
