@@ -3,10 +3,10 @@
 It lets the whole pipeline (cache, SAE training, metrics) run with no download, and doubles as the
 random-network baseline SAE papers compare against. The model is written once with
 ``save_pretrained`` (plus a ``Wav2Vec2FeatureExtractor``), then loaded through the same `HFBackbone`
-path as any checkpoint, lazily: the weights' checksum (part of the identity) is written beside them
-at build time, so opening a complete cache reads only the config. Weights come from numpy's PCG64 stream through exact integer-to-float steps,
+path as any checkpoint. Weights come from numpy's PCG64 stream through exact integer-to-float steps,
 not from torch's ``normal_`` (whose vectorised kernels differ across CPUs), so every machine builds
-the same bytes.
+the same bytes. Their checksum (part of the identity) is written beside them at build time, so a
+complete cache opens reading only the config; the weights load, lazily, when something extracts.
 """
 
 from __future__ import annotations
@@ -123,6 +123,7 @@ class UntrainedBackbone(HFBackbone):
         net = super().load()
         expected, actual = getattr(self, "weights_sha256", None), weights_sha256(net)
         if expected is not None and actual != expected:
+            self._net = None  # never hand out weights the identity does not describe
             raise ValueError(
                 f"{self.model_id} holds weights with sha256 {actual[:12]}..., not the "
                 f"{expected[:12]}... recorded when it was built; delete that folder to rebuild it"

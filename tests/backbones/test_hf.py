@@ -231,13 +231,17 @@ def test_classification_checkpoint_loads_its_encoder(tmp_path: Path) -> None:
     assert all(torch.equal(encoder[k], v) for k, v in backbone.net.state_dict().items())
 
 
-def test_checkpoint_missing_weights_is_refused(model_dirs: dict[str, Path], tmp_path: Path) -> None:
+def test_checkpoint_missing_weights_is_refused(
+    model_dirs: dict[str, Path], tmp_path: Path, waves: list[np.ndarray]
+) -> None:
     shutil.copytree(model_dirs["hubert"], tmp_path, dirs_exist_ok=True)
     weights = load_file(tmp_path / "model.safetensors")
     del weights["encoder.layers.0.attention.k_proj.weight"]
     save_file(weights, tmp_path / "model.safetensors", metadata={"format": "pt"})
+    backbone = HFBackbone(str(tmp_path))  # the weights load on first use, so the check runs there
     with pytest.raises(ValueError, match="missing from the checkpoint"):
-        HFBackbone(str(tmp_path))
+        backbone.extract(waves)
+    assert not backbone.weights_loaded
 
 
 def test_non_audio_model_is_refused(tmp_path: Path) -> None:
