@@ -142,7 +142,7 @@ def check_optimizer(spec: Namespace | None) -> None:
 
 def check_data(data: Namespace | None) -> None:
     """Run the data module's and the cache's own value checks on the parsed config, before
-    jsonargparse builds the nested backbone (which loads a model)."""
+    jsonargparse builds the nested backbone (its model config, and later its weights)."""
     if data is None:
         return
     ActivationDataModule.check_args(**_plain(data))
@@ -310,7 +310,7 @@ def run_command(name: str, argv: list[str]) -> Any:
     fn = COMMANDS[name]
     parser = command_parser(name, fn)
     cfg = parser.parse_args(expand_config_args(argv))
-    check_data(cfg.get("data"))  # before the nested backbone loads a model
+    check_data(cfg.get("data"))  # before the nested backbone is built
     init = parser.instantiate_classes(cfg)
     params = inspect.signature(fn).parameters
     return fn(**{k: init[k] for k in params})

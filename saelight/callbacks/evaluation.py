@@ -237,7 +237,7 @@ class SAEEvaluation(L.Callback):
             defaults["k_ablate"].default,
             self.opts.seed,
         )
-        payload = {"run": str(layout.root), **payload}
+        payload = {"run": str(layout.root.resolve()), **payload}
         folder = layout.root / SPLICE_DIR
         write_splice(folder, payload, backbone_title(dm.cache))
         log.info("SAEEvaluation: spliced %d clip(s), wrote %s", payload["n_clips"], folder)

@@ -60,5 +60,10 @@ class RunLayout:
         return self.root / "explorer"
 
     @property
+    def splice(self) -> Path:
+        """`saelight splice` output: splice.json and splice.png."""
+        return self.root / "splice"
+
+    @property
     def checkpoints(self) -> Path:
         return self.root / "checkpoints"

@@ -57,7 +57,8 @@ def fidelity_rows(payload: dict[str, Any]) -> Raw:
 
 def ablation_rows(payload: dict[str, Any]) -> Raw:
     """Per SAE × label value: target-label drop of its top-k vs its random-k latents, the drop in
-    that value's recall, and the mean drop of the other labels (specificity), in points."""
+    that value's recall, and the mean drop of the other labels (specificity), in points. Values
+    of a label the probes could not read (a fold of clips with one value) are left out."""
     columns = ["SAE", "layer", "label", "value", "top-k drop (pt)", "random-k drop (pt)"]
     columns += ["top-k recall drop (pt)", "random-k recall drop (pt)"]
     columns += ["top-k others' drop (pt)", "random-k others' drop (pt)"]
@@ -69,10 +70,9 @@ def ablation_rows(payload: dict[str, Any]) -> Raw:
                 pairs.setdefault((a["label"], a["value"]), {})[a["kind"]] = a
             for (label, value), kinds in pairs.items():
                 top, rand = kinds.get("top", {}), kinds.get("random", {})
-                rows.append(
-                    [name, layer["layer"], label, value]
-                    + [_pt(d.get(k)) for k in DROPS for d in (top, rand)]
-                )
+                drops = [_pt(d.get(k)) for k in DROPS for d in (top, rand)]
+                if any(d is not None for d in drops):  # else its label could not be probed
+                    rows.append([name, layer["layer"], label, value, *drops])
     return columns, rows
 
 
@@ -130,11 +130,11 @@ def run_root(path: str | Path) -> Path | None:
 
 
 def splice_parts(
-    run_dirs: list[str | Path], out: Path, figures: bool = True
+    run_dirs: list[str | Path], out: Path, copy_figures: bool = True
 ) -> tuple[list[str], list[Table], list[str]]:
     """(intro lines, tables, figure names) of the runs holding `splice/splice.json`; with
-    `figures`, each run's splice.png is copied into `out` (`splice.png`, then `splice_2.png`, …)
-    so report.md links it like a drawn figure."""
+    `copy_figures`, each run's splice.png is copied into `out` (`splice.png`, then
+    `splice_2.png`, …) so report.md links it like a drawn figure."""
     lines: list[str] = []
     tables: list[Table] = []
     figures: list[str] = []
@@ -146,7 +146,7 @@ def splice_parts(
         lines.append(intro(payload, root.name if len(found) > 1 else str(root)))
         tables += splice_tables(payload, suffix)
         png = root / SPLICE_DIR / SPLICE_PNG
-        if figures and png.is_file():
+        if copy_figures and png.is_file():
             out.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(png, out / f"splice{suffix}.png")
             figures.append(f"splice{suffix}")

@@ -65,12 +65,12 @@ def test_no_ablation_table_without_ablations() -> None:
 @pytest.fixture(scope="module")
 def spliced_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A 1-epoch frame-level fit with W&B offline and SAEEvaluation(splice=True)."""
-    cwd = tmp_path_factory.mktemp("spliced")
-    args = ["fit", "--config", str(TINY), "--trainer.default_root_dir", str(cwd / "run")]
+    run = tmp_path_factory.mktemp("spliced")
+    args = ["fit", "--config", str(TINY), "--trainer.default_root_dir", "."]
     args += ["--data.cache.pooling", "frame", "--trainer.max_epochs", "1"]
-    done = saelight(*args, "--trainer.callbacks", CALLBACKS, cwd=cwd)
+    done = saelight(*args, "--trainer.callbacks", CALLBACKS, cwd=run)
     assert done.returncode == 0, done.stderr[-3000:]
-    return cwd / "run"
+    return run
 
 
 def logged(path: Path, read: Any) -> dict[str, dict[str, Any]]:
@@ -119,12 +119,12 @@ def test_fit_end_splice_reaches_report_and_wandb(spliced_run: Path, wandb_record
             assert cells[5] == f"{row['per_layer'][final]['cosine']:.3f}"
             drops = [f"{100 * p['drop']:.1f}" for _, p in sorted(row["probe"].items())]
             assert cells[7:] == drops and drops
-            top = next(a for a in row["ablation"] if a["kind"] == "top")
+            top = next(a for a in row["ablation"] if a["kind"] == "top" and "target_drop" in a)
             start = f"| {name} | L{layer['layer']} | {top['label']} | {top['value']} | "
             assert f"{start}{100 * top['target_drop']:.1f} |" in section
     assert (spliced_run / "report" / "splice.png").read_bytes()[:4] == b"\x89PNG"
 
-    (run_file,) = (spliced_run.parent / "wandb").glob("offline-run-*/run-*.wandb")
+    (run_file,) = (spliced_run / "wandb").glob("offline-run-*/run-*.wandb")
     keys = logged(run_file, wandb_records)
     assert keys["splice/fidelity"]["_type"] == "table-file"
     assert keys["splice/ablation"]["_type"] == "table-file"
@@ -142,16 +142,38 @@ def test_splice_command_logs_its_own_wandb_run(
 ) -> None:
     out = tmp_path / "again"
     args = ["splice", "--run", str(spliced_run), "--out", str(out), "--max_clips", "6"]
-    done = saelight(*args, "--k_ablate", "1", "--wandb", "true", cwd=tmp_path)
+    done = saelight(*args, "--k_ablate", "1", "--wandb", cwd=tmp_path)
     assert done.returncode == 0, done.stderr[-3000:]
     splice = json.loads((out / "splice.json").read_text())
     (run_file,) = (out / "wandb").glob("offline-run-*/run-*.wandb")
     keys = logged(run_file, wandb_records)
     assert {"splice/fidelity", "splice/ablation", "splice/figure"} <= set(keys)
     table = table_file(run_file, keys["splice/ablation"])
-    assert len(table["data"]) == sum(
-        len(row["ablation"]) // 2 for layer in splice["layers"] for row in layer["saes"].values()
-    )
+    probed = [  # one row per (SAE, label value) whose label the probes could read
+        a
+        for layer in splice["layers"]
+        for row in layer["saes"].values()
+        for a in row["ablation"]
+        if a["kind"] == "top" and "target_drop" in a
+    ]
+    assert len(table["data"]) == len(probed) > 0
     fidelity = table_file(run_file, keys["splice/fidelity"])
     column = fidelity["columns"].index("fidelity recovered")
     assert {r[0]: r[column] for r in fidelity["data"]} == pytest.approx(expected_fidelity(splice))
+
+
+@pytest.mark.slow
+def test_a_clip_run_skips_the_splice_and_still_reports(tmp_path: Path) -> None:
+    args = ["fit", "--config", str(TINY), "--trainer.default_root_dir", "."]
+    args += [
+        "--data.cache.pooling",
+        "clip",
+        "--trainer.max_epochs",
+        "1",
+        "--trainer.logger",
+        "false",
+    ]
+    done = saelight(*args, "--trainer.callbacks", CALLBACKS, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert not (tmp_path / "splice").exists()
+    assert "## Causal evaluation" not in (tmp_path / "report" / "report.md").read_text()
