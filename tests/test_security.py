@@ -76,8 +76,26 @@ def test_remote_code_is_off_unless_set() -> None:
     assert default is False
 
 
-def test_sae_weights_are_safetensors() -> None:
-    from saelight.sae import base
+class _Marker:
+    """Unpickling this writes a file: a pickle-loading reader would run it."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+
+    def __reduce__(self):  # noqa: ANN204
+        return (open, (self.path, "w"))
+
+
+def test_sae_weights_are_safetensors_and_a_pickle_is_never_run(tmp_path: Path) -> None:
+    import torch
+
+    from saelight.io.errors import SaelightError
+    from saelight.sae import TopKSAE, base
 
     assert base.WEIGHTS_FILE.endswith(".safetensors")
-    assert "load_file" in inspect.getsource(base.SAE.from_pretrained)
+    TopKSAE(8, d_sae=16, k=2).save_pretrained(tmp_path / "sae")
+    marker = tmp_path / "ran"
+    torch.save({"W_enc": _Marker(str(marker))}, tmp_path / "sae" / base.WEIGHTS_FILE)
+    with pytest.raises(SaelightError, match=base.WEIGHTS_FILE):
+        base.SAE.from_pretrained(tmp_path / "sae")
+    assert not marker.exists()
