@@ -121,3 +121,16 @@ def test_claim_4_on_top_factor_lists() -> None:
     formants = ["F1frequency_sma3nz_amean", "mfcc2_sma3_amean"]
     assert check_claims(rows(pitch, formants))["4"].holds is True
     assert check_claims(rows(formants, pitch))["4"].holds is False
+
+
+def test_the_readme_command_renders_the_papers_report(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    saelight = str(Path(sys.executable).with_name("saelight"))
+    args = ["report", "tests/data/paper_results.json", "--out", str(tmp_path), "--no_figures"]
+    root = Path(__file__).resolve().parents[2]
+    done = subprocess.run([saelight, *args], cwd=root, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-2000:]
+    claims = {m.split("**: ")[0]: m for m in done.stdout.splitlines() if m.startswith("- **Claim")}
+    assert sum("✅ holds" in line for line in claims.values()) >= 3
