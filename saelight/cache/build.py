@@ -24,7 +24,7 @@ from saelight.cache.format import (
     read_manifest,
     write_manifest,
 )
-from saelight.cache.lock import CacheLock, CacheLockedError, process_rank
+from saelight.cache.lock import CacheLock, process_rank
 from saelight.cache.options import check_cache_options
 from saelight.cache.parts import covered, extract_then_merge, merge, read_parts, todo
 from saelight.cache.reader import CacheReader
@@ -162,8 +162,6 @@ class ActivationCache:
         lock = CacheLock(self.directory, rank=process_rank(), on_locked=self.on_locked)
         try:
             lock.acquire()
-        except CacheLockedError:
-            raise
         except OSError as err:
             raise self._unwritable(err) from err
         try:

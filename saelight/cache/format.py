@@ -18,7 +18,6 @@ the clips exactly once, numbers the rows and writes manifest.json with `complete
 
 from __future__ import annotations
 
-import hashlib
 import io
 import json
 from pathlib import Path
@@ -27,6 +26,7 @@ from typing import Any
 import numpy as np
 
 from saelight.io.atomic import atomic_write_bytes  # noqa: F401 (re-exported for cache modules)
+from saelight.io.checksum import sha256_bytes, sha256_file  # noqa: F401 (re-exported)
 from saelight.io.errors import SaelightError
 
 FORMAT_VERSION = 1
@@ -51,18 +51,6 @@ def layer_dir(layer: int) -> str:
 
 def shard_name(index: int, suffix: str) -> str:
     return f"shard_{index:05d}{suffix}"
-
-
-def sha256_bytes(data: bytes | memoryview) -> str:
-    return hashlib.sha256(data).hexdigest()
-
-
-def sha256_file(path: str | Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        while chunk := f.read(1 << 24):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def npy_bytes(array: np.ndarray) -> bytes:

@@ -89,8 +89,6 @@ def stage(
             f"{results_path} not found: the card needs the run's test metrics",
             hint="run `saelight test` (or `saelight fit` with SAEEvaluation) first",
         ) from None
-    except json.JSONDecodeError as error:
-        raise SaelightError(f"{results_path}: not valid JSON ({error})") from None
     out.mkdir(parents=True)
     cfgs: dict[str, dict[str, Any]] = {}
     for folder in exports:

@@ -10,7 +10,6 @@ export ask the SAE rather than read `k`. An export is a folder holding `CFG_FILE
 
 from __future__ import annotations
 
-import hashlib
 import inspect
 import json
 import math
@@ -23,6 +22,7 @@ from safetensors.torch import save
 from torch import Tensor, nn
 
 from saelight.io.atomic import atomic_write_bytes, atomic_write_text
+from saelight.io.checksum import sha256_bytes
 from saelight.sae.saelens import saelens_cfg
 from saelight.sae.sparse_ops import SparseCodes
 
@@ -349,7 +349,7 @@ class SAE(nn.Module):
             # The export works on raw activations, so reloading must not normalise again.
             "normalize_input": False,
             "folded_input_scale": float(self.input_scale),
-            WEIGHTS_SHA256: hashlib.sha256(blob).hexdigest(),
+            WEIGHTS_SHA256: sha256_bytes(blob),
         }
         clash = sorted(set(cfg) & set(metadata))
         if clash:

@@ -11,20 +11,18 @@ edited so that its `d_in` / `d_sae` no longer describe the weights.
 
 from __future__ import annotations
 
-import hashlib
 import json
 from pathlib import Path
 from typing import Any
 
 import torch
 from safetensors import SafetensorError
-from safetensors.torch import load_file
+from safetensors.torch import load
 from torch import Tensor
 
+from saelight.io.checksum import sha256_bytes
 from saelight.io.errors import ConfigError, SaelightError
 from saelight.sae.base import CFG_FILE, SAE, WEIGHTS_FILE, WEIGHTS_SHA256
-
-_CHUNK = 1 << 20
 
 
 def resolve_export(
@@ -95,15 +93,6 @@ def _download(repo_id: str, subfolder: str | None, revision: str | None) -> Path
     return Path(root)
 
 
-def file_sha256(path: Path) -> str:
-    """Hex SHA-256 of a file, read in 1 MiB chunks (an SAE's weights can be gigabytes)."""
-    digest = hashlib.sha256()
-    with path.open("rb") as f:
-        while chunk := f.read(_CHUNK):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def read_export(folder: Path) -> tuple[dict[str, Any], dict[str, Tensor]]:
     """(cfg, tensors) of an export folder, the weights verified against `WEIGHTS_SHA256`."""
     cfg_path, weights_path = folder / CFG_FILE, folder / WEIGHTS_FILE
@@ -117,9 +106,10 @@ def read_export(folder: Path) -> tuple[dict[str, Any], dict[str, Tensor]]:
         raise SaelightError(f"{cfg_path}: expected a JSON object, got {type(cfg).__name__}")
     if not weights_path.is_file():
         raise SaelightError(f"{weights_path} not found: the export is incomplete")
+    data = weights_path.read_bytes()  # read once: hashed, then parsed from the same bytes
     expected = cfg.get(WEIGHTS_SHA256)
     if expected is not None:
-        actual = file_sha256(weights_path)
+        actual = sha256_bytes(data)
         if actual != expected:
             raise SaelightError(
                 f"{weights_path}: SHA-256 {actual[:16]}… differs from field '{WEIGHTS_SHA256}' "
@@ -127,7 +117,7 @@ def read_export(folder: Path) -> tuple[dict[str, Any], dict[str, Tensor]]:
                 hint="the file is corrupt or was replaced; download or export it again",
             )
     try:
-        tensors = load_file(str(weights_path))
+        tensors = load(data)
     except SafetensorError as error:
         raise SaelightError(f"{weights_path}: not a readable safetensors file ({error})") from None
     return cfg, tensors

@@ -19,10 +19,11 @@ from pathlib import Path
 import pytest
 import torch
 
+from saelight.io.checksum import sha256_file
 from saelight.io.errors import SaelightError
 from saelight.sae import SAE, JumpReLUSAE, TopKSAE
 from saelight.sae.base import CFG_FILE, WEIGHTS_FILE
-from saelight.sae.hub import WEIGHTS_SHA256, file_sha256
+from saelight.sae.hub import WEIGHTS_SHA256
 
 REPO = "org/audio-saes"
 KEY = "L01_topk_k4"
@@ -133,7 +134,7 @@ def test_env_variables_alone_resolve_the_repo_in_a_fresh_process(hub) -> None:
 def with_checksum_of(folder: Path, cfg: dict) -> dict:
     """`cfg` holding the SHA-256 of the folder's weights (save_pretrained's own, when it wrote
     one: by hand until it does)."""
-    return {**cfg, WEIGHTS_SHA256: cfg.get(WEIGHTS_SHA256) or file_sha256(folder / WEIGHTS_FILE)}
+    return {**cfg, WEIGHTS_SHA256: cfg.get(WEIGHTS_SHA256) or sha256_file(folder / WEIGHTS_FILE)}
 
 
 def with_checksum(folder: Path) -> dict:
@@ -147,7 +148,7 @@ def test_save_pretrained_writes_the_checksum(tmp_path: Path) -> None:
     cfg = json.loads((tmp_path / CFG_FILE).read_text())
     if WEIGHTS_SHA256 not in cfg:
         pytest.skip("save_pretrained does not write cfg.json's weights_sha256 yet (base.py diff)")
-    assert cfg[WEIGHTS_SHA256] == file_sha256(tmp_path / WEIGHTS_FILE)
+    assert cfg[WEIGHTS_SHA256] == sha256_file(tmp_path / WEIGHTS_FILE)
 
 
 def test_a_flipped_byte_names_the_file_and_field(tmp_path: Path) -> None:
