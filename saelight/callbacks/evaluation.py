@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import copy
-import inspect
 import logging
 import os
 from typing import Any, Literal
@@ -203,12 +202,13 @@ class SAEEvaluation(L.Callback):
         """Splice every SAE of the grid (best exports when present, named by their export key as
         `saelight splice` names them) and log the tables and figure to the run's W&B run."""
         from saelight.evaluation.splice_command import (
+            K_ABLATE,
+            SPLIT,
             backbone_title,
-            splice_command,
             splice_run,
             write_splice,
         )
-        from saelight.report.splice_section import SPLICE_DIR, SPLICE_PNG, log_splice
+        from saelight.report.splice_section import SPLICE_PNG, log_splice
 
         dm = trainer.datamodule
         if dm.pooling != "frame":
@@ -227,18 +227,11 @@ class SAEEvaluation(L.Callback):
                 sae = copy.deepcopy(pl_module.sae(e)).float()
             saes.setdefault(e.layer, {})[e.key] = (sae, e.sparsity)
         # `saelight splice`'s defaults, so both paths write the same splice.json.
-        defaults = inspect.signature(splice_command).parameters
         payload = splice_run(
-            dm.cache,
-            saes,
-            defaults["split"].default,
-            self.splice_max_clips,
-            self.opts.labels,
-            defaults["k_ablate"].default,
-            self.opts.seed,
+            dm.cache, saes, SPLIT, self.splice_max_clips, self.opts.labels, K_ABLATE, self.opts.seed
         )
         payload = {"run": str(layout.root.resolve()), **payload}
-        folder = layout.root / SPLICE_DIR
+        folder = layout.splice
         write_splice(folder, payload, backbone_title(dm.cache))
         log.info("SAEEvaluation: spliced %d clip(s), wrote %s", payload["n_clips"], folder)
         run = wandb_run(trainer)

@@ -161,10 +161,11 @@ class LayerStats:
     ) -> None:
         for i in layers:
             h, g = clean[i].double(), spliced[i].double()
-            self.sse[i] = self.sse.get(i, 0.0) + float(((h - g) ** 2).sum())
+            d = h - g
+            self.sse[i] = self.sse.get(i, 0.0) + float((d**2).sum())
             cos = torch.nn.functional.cosine_similarity(h, g, dim=-1, eps=1e-8).sum()
             self.cos[i] = self.cos.get(i, 0.0) + float(cos)
-            self.max_abs = max(self.max_abs, float((h - g).abs().max()) if len(h) else 0.0)
+            self.max_abs = max(self.max_abs, float(d.abs().max()) if len(d) else 0.0)
         self.n += len(clean[layers[0]])
 
 

@@ -30,10 +30,15 @@ from saelight.evaluation.splice import splice_fidelity
 from saelight.io.atomic import atomic_write_text
 from saelight.io.errors import SaelightError
 from saelight.io.layout import RunLayout
-from saelight.report.splice_section import SPLICE_DIR, SPLICE_JSON, SPLICE_PNG, log_splice
+from saelight.report.splice_section import SPLICE_JSON, SPLICE_PNG, log_splice
 from saelight.sae.base import CFG_FILE, SAE
 
 log = logging.getLogger(__name__)
+
+SPLIT = "test"
+"""The held-out split `saelight splice` and `SAEEvaluation(splice=True)` run."""
+K_ABLATE = 8
+"""Latents ablated per label value, by both paths (so both write the same splice.json)."""
 
 
 def check_frame_run(layout: RunLayout) -> list[tuple[Path, dict[str, Any]]]:
@@ -181,10 +186,10 @@ def backbone_title(cache: Any) -> str:
 def splice_command(
     run: str,
     out: str | None = None,
-    split: str = "test",
+    split: str = SPLIT,
     max_clips: int | None = None,
     labels: list[str] | None = None,
-    k_ablate: int = 8,
+    k_ablate: int = K_ABLATE,
     seed: int = 42,
     wandb: bool = False,
 ) -> None:
@@ -221,7 +226,7 @@ def splice_command(
         layer = saes.setdefault(int(cfg["layer"]), {})
         layer[path.name] = (SAE.from_pretrained(path), cfg.get("grid_sparsity"))
     payload = {"run": str(run), **splice_run(cache, saes, split, max_clips, labels, k_ablate, seed)}
-    folder = Path(out) if out else layout.root / SPLICE_DIR
+    folder = Path(out) if out else layout.splice
     write_splice(folder, payload, backbone_title(cache))
     print(format_table(payload["layers"]))
     print(

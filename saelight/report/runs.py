@@ -93,10 +93,11 @@ def load_rows(run_dirs: list[str | Path]) -> tuple[list[Row], list[str], list[st
                 found[key][seed] = (row, str(run_dir))
                 continue
             first, origin = found[key][seed]
-            if not is_dense(row) or _differs(first, row):
+            differs = _differs(first, row)
+            if not is_dense(row) or differs:
                 notes.append(
                     f"{row['name']} of {key[0]} L{key[1]} appears in `{origin}` and `{run_dir}` "
-                    f"with {'different' if _differs(first, row) else 'equal'} numbers: kept "
+                    f"with {'different' if differs else 'equal'} numbers: kept "
                     f"`{origin}`"
                 )
     if not found:
@@ -127,13 +128,14 @@ def _is_number(value: Any) -> bool:
 def merge_seeds(replicates: list[Row]) -> Row:
     """One row from the same (model, layer, name) of runs with different seeds (see module doc)."""
     merged: Row = dict(replicates[0])
+    per_clip = set(per_clip_keys(merged)) - {TEST_CLIP_ROWS}
     for key in {k for r in replicates for k in r} - set(IDENTITY_KEYS):
         values = [r[key] for r in replicates if r.get(key) is not None]
         if values and all(_is_number(v) for v in values):
             finite = [float(v) for v in values if not math.isnan(float(v))]
             if finite:
                 merged[key], merged[seed_std_key(key)] = seed_mean_std(finite)
-        elif key in per_clip_keys(merged) and key != TEST_CLIP_ROWS:
+        elif key in per_clip:
             lists = [v for v in values if len(v) == len(values[0])]
             if len(lists) == len(replicates):
                 stacked = np.array([[np.nan if x is None else x for x in v] for v in lists], float)
