@@ -46,6 +46,7 @@ from saelight.io.progress import is_terminal
 from saelight.module import SAEModule
 from saelight.report.command import report_command
 from saelight.report.push import push_command
+from saelight.sae.native_bf16 import emulated_bf16_warning
 
 
 class _DropTip(logging.Filter):
@@ -192,6 +193,9 @@ class SaelightCLI(LightningCLI):
 
     def before_instantiate_classes(self) -> None:
         config = self.config[self.subcommand] if self.subcommand else self.config
+        warning = emulated_bf16_warning(config.trainer.precision, config.trainer.accelerator)
+        if warning:
+            logging.getLogger("saelight").warning(warning)
         check_optimizer(config.model.get("optimizer"))
         check_data(config.get("data"))
         root = str(config.trainer.default_root_dir or ".")

@@ -24,6 +24,27 @@ from saelight.sae.schedules import SparsityAnneal, WarmupDecay
 warnings.filterwarnings("ignore", message=r"`isinstance\(treespec, LeafSpec\)` is deprecated")
 
 
+DEAD_AFTER_FIRINGS = 100
+"""Expected firings of an average latent in the default dead window (`dead_window`)."""
+DEAD_AFTER_SAMPLES_UNKNOWN = 100_000
+"""The default dead window of an SAE without a target sparsity (ReLU, JumpReLU: L1/L0-tuned)."""
+
+
+def dead_window(sae: SAE, dead_after_samples: int | None) -> int:
+    """Training rows without a firing after which a latent of `sae` counts as dead.
+
+    `dead_after_samples` if given; else DEAD_AFTER_FIRINGS / (1 - s) rows for a target sparsity
+    s (= 100 · d_sae / k for the TopK family: a latent firing at 1 % of the average rate is
+    still alive, one at the average rate misses that window with probability e^-100).
+    """
+    if dead_after_samples is not None:
+        return dead_after_samples
+    sparsity = sae.target_sparsity
+    if sparsity is None or sparsity >= 1:
+        return DEAD_AFTER_SAMPLES_UNKNOWN
+    return max(1, round(DEAD_AFTER_FIRINGS / (1.0 - sparsity)))
+
+
 def prefer_fused(optimizer: torch.optim.Optimizer) -> torch.optim.Optimizer:
     """Adam/AdamW built without `foreach`/`fused` -> the same optimiser with `fused=True`.
 
@@ -64,7 +85,10 @@ class SAEModule(L.LightningModule):
         sparsity_schedule: optional anneal of each SAE's sparsity knob (k, or the L1/L0 coefficient)
             from a start value to its configured target.
         dead_after_samples: a latent that has not fired for this many training rows counts as dead
-            (feeds the AuxK loss and the logged dead fraction).
+            (feeds the AuxK loss and the logged `train/dead_fraction`). None: per SAE, the rows
+            in which a latent used at the SAE's average rate fires `DEAD_AFTER_FIRINGS` times
+            (`dead_window`), so the window follows k/d_sae instead of a fixed count that a
+            clip-level run of a few thousand rows never reaches (AuxK would never start).
         nonfinite: "error" stops on a NaN/Inf batch; "skip" drops such rows (counted in the logs).
     """
 
@@ -77,7 +101,7 @@ class SAEModule(L.LightningModule):
         optimizer: OptimizerCallable = torch.optim.Adam,
         lr_schedule: WarmupDecay | None = None,
         sparsity_schedule: SparsityAnneal | None = None,
-        dead_after_samples: int = 100_000,
+        dead_after_samples: int | None = None,
         nonfinite: str = "error",
     ) -> None:
         super().__init__()
@@ -90,6 +114,7 @@ class SAEModule(L.LightningModule):
         self.sparsity_schedule, self.dead_after_samples = sparsity_schedule, dead_after_samples
         self.nonfinite = nonfinite
         self.targets = {e.key: self.sae(e).sparsity_knob for e in self.grid}
+        self.dead_windows = {e.key: dead_window(self.sae(e), dead_after_samples) for e in self.grid}
         for e in self.grid:
             self.register_buffer(
                 f"since_fired_{e.key}", torch.zeros(self.saes[e.key].d_sae, dtype=torch.long)
@@ -178,7 +203,8 @@ class SAEModule(L.LightningModule):
         for e in self.grid:
             sae, xi = self.sae(e), x[:, e.layer_pos]
             counter = self.since_fired(e)
-            out = sae(xi, dead_mask=counter >= self.dead_after_samples)
+            dead = counter >= self.dead_windows[e.key]
+            out = sae(xi, dead_mask=dead)
             mse = F.mse_loss(out.x_hat.float(), xi)
             total = total + mse + out.aux_loss
             # From the k indices per row when the SAE gives them: no dense (batch, d_sae) pass.
@@ -194,9 +220,7 @@ class SAEModule(L.LightningModule):
                         f"{e.prefix}/train/mse": mse.detach(),
                         f"{e.prefix}/train/aux_loss": out.aux_loss.detach(),
                         f"{e.prefix}/train/{sae.sparsity_attr}": sae.sparsity_knob,
-                        f"{e.prefix}/train/dead_fraction": (counter >= self.dead_after_samples)
-                        .float()
-                        .mean(),
+                        f"{e.prefix}/train/dead_fraction": dead.float().mean(),
                     }
                 )
         self.log("train/loss", total.detach(), prog_bar=True)

@@ -16,11 +16,12 @@ CPU (each chunk's block is used while in cache, and no (batch, d_sae) buffer is 
 page faults). Under bf16 autocast that matmul only shortlists candidates, which are re-ranked in
 fp32; the selected fp32 values enter autograd through `_SelectLinear` (its forward does no work)
 and the decoder and every sparse product run in fp32, so bf16 buys the dense matmul's speed
-without the dense bf16 step's loss drift. BatchTopK selects over the whole batch's bf16 z_pre and
-runs its sparse products in that dtype (fp32 accumulation inside embedding_bag). Gradients come
-back in each parameter's dtype (fp32 master weights). Autocast is switched off inside the
-functions because it would upcast embedding_bag. Nothing reads a value back to the host off CPU,
-so CUDA steps do not synchronise.
+without the dense bf16 step's loss drift. An fp32 step shortlists in bf16 too where the CPU has
+native bf16 matmuls (`saelight.sae.native_bf16`): the same exact top-k at the bf16 matmul's
+speed. BatchTopK selects over the whole batch's bf16 z_pre and runs its sparse products in that
+dtype (fp32 accumulation inside embedding_bag). Gradients come back in each parameter's dtype (fp32
+master weights). Autocast is switched off inside the functions because it would upcast
+embedding_bag. Nothing reads a value back to the host off CPU, so CUDA steps do not synchronise.
 
 `SPARSE_AUTO_MAX_DENSITY` (auto mode of the `sparse` switch), from benchmarks/scaling.py on the
 2-core AMX CPU of benchmarks/README.md (bf16 step, fused Adam): at batch 4096, d_sae 6144 the
@@ -38,6 +39,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from saelight.sae.native_bf16 import shortlist_dtype
 from saelight.sae.sparse_pattern import (  # noqa: F401 (re-exported: the sparse path's API)
     TRANSPOSE_BLOCK,
     Pattern,
@@ -309,7 +311,7 @@ def sparse_topk_codes(
         the Pattern, ready for the sparse backward; z_pre (batch, d_sae) without grad, or None:
         see `topk_pre_activations`).
     """
-    dtype = compute_dtype(W_enc)
+    dtype = shortlist_dtype(W_enc, compute_dtype(W_enc))
     top, idx, z_pre = topk_pre_activations(x, b_dec, W_enc, b_enc, k, sorted, dtype)
     p = pattern_from_topk(idx, W_enc.shape[1], transpose=True)
     vals = F.relu(_SelectLinear.apply(x, b_dec, W_enc, b_enc, top.reshape(-1), p))

@@ -14,8 +14,10 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from saelight.sae.base import SAE
+from saelight.sae.native_bf16 import shortlist_dtype
 from saelight.sae.sparse_ops import (
     Pattern,
+    compute_dtype,
     decode_codes,
     dense_codes,
     gather_codes,
@@ -220,11 +222,15 @@ class TopKFamilySAE(SAE, abstract=True):
             cols = dead.nonzero().squeeze(1)
             if cols.numel() == 0:
                 return None
-            z_dead = torch.addmm(self.b_enc[cols], x_n - self.b_dec, self.W_enc[:, cols])
-            if cols.numel() > k_aux:
-                vals, idx = z_dead.topk(k_aux, dim=-1, sorted=False)
-                z_dead = dense_codes(vals.reshape(-1), pattern_from_topk(idx, cols.numel()))
-            return F.relu(z_dead) @ self.W_dec[cols]
+            # An fp32 step runs this auxiliary pass in bf16 where the CPU has native bf16 (as
+            # the main path's shortlist does); under autocast it already runs in its dtype.
+            low = shortlist_dtype(self.W_enc, compute_dtype(x_n)) != compute_dtype(x_n)
+            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=low):
+                z_dead = torch.addmm(self.b_enc[cols], x_n - self.b_dec, self.W_enc[:, cols])
+                if cols.numel() > k_aux:
+                    vals, idx = z_dead.topk(k_aux, dim=-1, sorted=False)
+                    z_dead = dense_codes(vals.reshape(-1), pattern_from_topk(idx, cols.numel()))
+                return F.relu(z_dead) @ self.W_dec[cols]
         if z_pre is None:
             raise ValueError("the masked AuxK top-k needs the dense pre-activations")
         with torch.no_grad():

@@ -64,7 +64,7 @@ def test_exact_pre_activations_and_transposes(small_chunks: None) -> None:
     torch.testing.assert_close(_by_latent_sum_t(p, w, x), _by_latent_sum(p, w, x).t())
 
 
-@pytest.mark.usefixtures("small_chunks")
+@pytest.mark.usefixtures("small_chunks", "fp32_only")
 @pytest.mark.parametrize("name", ["topk", "hierarchical_topk"])
 def test_chunked_sparse_step_equals_dense(name: str) -> None:
     kwargs = {"k": K} if name == "topk" else {"ks": [1, 3, K]}

@@ -34,6 +34,7 @@ def loss_and_grads(name: str, sparse: bool, autocast: bool = False):
     return loss.detach(), out.z.detach().float(), grads
 
 
+@pytest.mark.usefixtures("fp32_only")
 @pytest.mark.parametrize("name", sorted(FAMILY))
 def test_sparse_equals_dense_in_fp32(name: str) -> None:
     loss_d, z_d, grads_d = loss_and_grads(name, sparse=False)

@@ -100,6 +100,7 @@ def reference_auxk(sae: TopKSAE, x: torch.Tensor, dead: torch.Tensor, aux_k: int
     return sae.aux_k_coefficient * F.mse_loss(e_hat, e) * var(x) / var(e)
 
 
+@pytest.mark.usefixtures("fp32_only")
 @pytest.mark.parametrize("sparse", [False, True])
 def test_auxk(sparse: bool) -> None:
     sae, x = make(aux_k=8, sparse=sparse), data()
@@ -121,6 +122,7 @@ def test_auxk(sparse: bool) -> None:
     assert live_rows.abs().sum() == 0 and sae.W_dec.grad[dead].abs().sum() > 0
 
 
+@pytest.mark.usefixtures("fp32_only")
 @pytest.mark.parametrize("n_dead", [3, 20])
 def test_auxk_strategies_agree(n_dead: int) -> None:
     """The CPU dead-column pass and the GPU masked sparse top-k give the same ê and gradients."""

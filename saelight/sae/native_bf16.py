@@ -1,0 +1,102 @@
+"""Whether this CPU multiplies bf16 matrices natively, which decides the sparse path's shortlist.
+
+On CPUs with AMX or AVX512-BF16 a bf16 matmul runs 4-6x faster than fp32, so the TopK sparse path
+finds each row's candidate latents with a bf16 encoder matmul and re-ranks them exactly in fp32
+(`sparse_ops.topk_pre_activations`), even when the run itself is fp32. Elsewhere (AVX2-only
+CPUs such as AMD EPYC Rome/Milan) oneDNN emulates bf16 about 100-1000x slower than fp32, and
+that shortlist would be a trap: the step stays fp32 there. The choice is measured once per
+process (flags, then one small timed matmul in each dtype), because CPU flags alone can lie:
+`ONEDNN_MAX_CPU_ISA=AVX2` or a VM can hide the instructions oneDNN would use.
+
+`SAELIGHT_BF16_SHORTLIST=on|off` overrides the measurement (`auto`, the default, measures).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from functools import lru_cache
+from pathlib import Path
+
+import torch
+
+log = logging.getLogger(__name__)
+
+ENV = "SAELIGHT_BF16_SHORTLIST"
+BF16_FLAGS = ("amx_bf16", "avx512_bf16")
+"""/proc/cpuinfo flags of native bf16 matmuls (AMX tiles, AVX512-BF16 dot products)."""
+
+
+def cpu_flags(cpuinfo: str | Path = "/proc/cpuinfo") -> set[str]:
+    """The `flags` of the first CPU in `cpuinfo`; empty where the file is absent (not Linux)."""
+    try:
+        text = Path(cpuinfo).read_text()
+    except OSError:
+        return set()
+    for line in text.splitlines():
+        if line.startswith("flags"):
+            return set(line.split(":", 1)[1].split())
+    return set()
+
+
+def _median_seconds(a: torch.Tensor, b: torch.Tensor, repeats: int = 3) -> float:
+    a @ b  # warm-up: the first call picks and JIT-compiles a kernel
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        a @ b
+        times.append(time.perf_counter() - t0)
+    return sorted(times)[len(times) // 2]
+
+
+def bf16_matmul_is_faster(rows: int = 64, d_in: int = 256, d_out: int = 1024) -> bool:
+    """One (rows × d_in) @ (d_in × d_out) product timed in bf16 and fp32: is bf16 faster?
+
+    33 MFLOP: ~0.1 ms in fp32, ~0.03 ms with AMX, ~40 ms where bf16 is emulated."""
+    g = torch.Generator().manual_seed(0)
+    a, b = torch.randn(rows, d_in, generator=g), torch.randn(d_in, d_out, generator=g)
+    fp32 = _median_seconds(a, b)
+    bf16 = _median_seconds(a.bfloat16(), b.bfloat16())
+    return bf16 < fp32
+
+
+@lru_cache(maxsize=1)
+def cpu_has_native_bf16() -> bool:
+    """True if this process's CPU matmuls in bf16 faster than in fp32 (see the module doc)."""
+    choice = os.environ.get(ENV, "auto").strip().lower()
+    if choice in ("on", "off"):
+        return choice == "on"
+    if choice != "auto":
+        log.warning("%s=%r is not one of auto, on, off: measuring", ENV, choice)
+    flags = cpu_flags()
+    if flags and not flags & set(BF16_FLAGS):
+        return False
+    faster = bf16_matmul_is_faster()
+    log.debug("bf16 shortlist %s (bf16 flags: %s)", faster, sorted(flags & set(BF16_FLAGS)))
+    return faster
+
+
+def shortlist_dtype(weight: torch.Tensor, compute: torch.dtype) -> torch.dtype:
+    """The dtype the sparse path's encoder matmul runs in: `compute` (the autocast or weight
+    dtype), except an fp32 matmul on a CPU with native bf16, which shortlists in bf16."""
+    if compute == torch.float32 and weight.device.type == "cpu" and cpu_has_native_bf16():
+        return torch.bfloat16
+    return compute
+
+
+def emulated_bf16_warning(precision: object, accelerator: object) -> str | None:
+    """The warning for a bf16 `trainer.precision` that would run on a CPU without native bf16
+    (its matmuls emulated, ~100x slower than fp32); None when nothing is wrong."""
+    if "bf16" not in str(precision):
+        return None
+    on_cpu = str(accelerator) == "cpu" or (
+        str(accelerator) in ("auto", "None") and not torch.cuda.is_available()
+    )
+    if not on_cpu or cpu_has_native_bf16():
+        return None
+    return (
+        f"trainer.precision {precision} on a CPU without native bf16 matmuls (no AMX or "
+        "AVX512-BF16): they are emulated, ~100x slower than fp32; leave trainer.precision "
+        "unset (32-true)"
+    )

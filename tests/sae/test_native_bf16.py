@@ -1,0 +1,102 @@
+"""The bf16 shortlist is chosen per CPU: on where bf16 matmuls are native, fp32 elsewhere."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from saelight.sae import TopKSAE, native_bf16, sparse_ops
+
+
+@pytest.fixture
+def fresh(monkeypatch: pytest.MonkeyPatch):  # noqa: ANN201
+    """A fresh measurement for this test (the choice is cached per process), without the env
+    override."""
+    monkeypatch.delenv(native_bf16.ENV, raising=False)
+    native_bf16.cpu_has_native_bf16.cache_clear()
+    yield monkeypatch
+    native_bf16.cpu_has_native_bf16.cache_clear()
+
+
+def test_cpu_flags_are_read_from_cpuinfo(tmp_path: Path) -> None:
+    info = tmp_path / "cpuinfo"
+    info.write_text("processor\t: 0\nmodel name\t: AMD EPYC\nflags\t\t: fpu sse avx2 fma\n\n")
+    assert native_bf16.cpu_flags(info) == {"fpu", "sse", "avx2", "fma"}
+    assert native_bf16.cpu_flags(tmp_path / "absent") == set()
+
+
+def test_avx2_only_cpu_falls_back_to_fp32_without_timing(fresh: pytest.MonkeyPatch) -> None:
+    fresh.setattr(native_bf16, "cpu_flags", lambda: {"avx2", "fma"})
+
+    def no_timing() -> bool:
+        raise AssertionError("an AVX2-only CPU needs no bf16 timing")
+
+    fresh.setattr(native_bf16, "bf16_matmul_is_faster", no_timing)
+    assert native_bf16.cpu_has_native_bf16() is False
+    assert native_bf16.shortlist_dtype(torch.zeros(2, 2), torch.float32) == torch.float32
+
+
+def test_flags_that_oneDNN_cannot_use_fall_back_to_fp32(fresh: pytest.MonkeyPatch) -> None:
+    """Flags present but bf16 slower (ONEDNN_MAX_CPU_ISA=AVX2, a VM): the timing decides."""
+    fresh.setattr(native_bf16, "cpu_flags", lambda: {"avx2", "amx_bf16"})
+    fresh.setattr(native_bf16, "bf16_matmul_is_faster", lambda: False)
+    assert native_bf16.cpu_has_native_bf16() is False
+    native_bf16.cpu_has_native_bf16.cache_clear()
+    fresh.setattr(native_bf16, "bf16_matmul_is_faster", lambda: True)
+    assert native_bf16.cpu_has_native_bf16() is True
+    assert native_bf16.shortlist_dtype(torch.zeros(2, 2), torch.float32) == torch.bfloat16
+    # bf16 autocast keeps its own dtype, and so does a float64 step
+    assert native_bf16.shortlist_dtype(torch.zeros(2, 2), torch.bfloat16) == torch.bfloat16
+    assert native_bf16.shortlist_dtype(torch.zeros(2, 2), torch.float64) == torch.float64
+
+
+@pytest.mark.parametrize(("value", "expected"), [("on", True), ("off", False), ("OFF ", False)])
+def test_environment_overrides_the_measurement(
+    fresh: pytest.MonkeyPatch, value: str, expected: bool
+) -> None:
+    fresh.setenv(native_bf16.ENV, value)
+    fresh.setattr(native_bf16, "cpu_flags", lambda: {"avx2"})
+    assert native_bf16.cpu_has_native_bf16() is expected
+
+
+def test_timing_probe_returns_a_decision() -> None:
+    assert native_bf16.bf16_matmul_is_faster(rows=8, d_in=16, d_out=32) in (True, False)
+
+
+REAL_TOPK_MATMUL = sparse_ops._topk_matmul
+
+
+def _fp32_step(monkeypatch: pytest.MonkeyPatch, native: bool) -> tuple:
+    """One fp32 sparse step on a CPU told to have (or not) native bf16; the dtypes its encoder
+    matmuls ran in."""
+    monkeypatch.setattr(native_bf16, "cpu_has_native_bf16", lambda: native)
+    seen: list[torch.dtype] = []
+
+    def spy(x, b_dec, W, b, n, sorted):  # noqa: ANN001, ANN202
+        seen.append(W.dtype)
+        return REAL_TOPK_MATMUL(x, b_dec, W, b, n, sorted)
+
+    monkeypatch.setattr(sparse_ops, "_topk_matmul", spy)
+    torch.manual_seed(0)
+    sae = TopKSAE(32, 256, k=4, sparse=True)
+    x = torch.randn(64, 32, generator=torch.Generator().manual_seed(1))
+    sae.initialize_from_data(x)
+    out = sae(x, torch.arange(256) % 4 == 0)
+    main = F.mse_loss(out.x_hat, x)
+    (main + out.aux_loss).backward()
+    return seen, out.z.detach(), main.detach(), out.aux_loss.detach(), sae.W_enc.grad
+
+
+def test_shortlist_gives_the_fp32_codes_and_loss(monkeypatch: pytest.MonkeyPatch) -> None:
+    seen32, z32, mse32, aux32, grad32 = _fp32_step(monkeypatch, native=False)
+    seen16, z16, mse16, aux16, grad16 = _fp32_step(monkeypatch, native=True)
+    assert seen32 == [torch.float32] and seen16 == [torch.bfloat16]
+    torch.testing.assert_close(z16, z32)  # the exact fp32 top-k, values included
+    torch.testing.assert_close(mse16, mse32)
+    # the AuxK pass over dead latents ran in bf16: close, not equal
+    assert aux32 > 0
+    torch.testing.assert_close(aux16, aux32, rtol=2e-2, atol=0)
+    assert F.cosine_similarity(grad16.flatten(), grad32.flatten(), dim=0) > 0.999
