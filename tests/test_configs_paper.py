@@ -102,6 +102,7 @@ def test_paper_protocol(parse, name: str, frame: bool) -> None:  # noqa: ANN001
     assert cache.source.init_args.root == "/data/VocalSet" and cache.source.init_args.seed == 42
     assert cache.pooling == ("frame" if frame else "clip") and cache.crop_seconds == 5
     assert cache.test_full_length and cache.egemaps
+    assert cache.protocol == "paper"  # test_head rows for the probes; SAEEvaluation follows it
     assert (c.data.batch_size, cache.crops_per_file) == ((4096, 1) if frame else (16, 10))
     assert c.seed_everything == 42
     (sae,) = c.model.saes

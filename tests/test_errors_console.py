@@ -46,14 +46,24 @@ def one_clear_line(done: subprocess.CompletedProcess, *words: str) -> str:
         (["--data.batch_size", "0"], ["data.batch_size", ">= 1"]),
         (["--data.cache.crops_per_file", "0"], ["cache.crops_per_file"]),
         (["--model.optimizer.init_args.lr", "-0.001"], ["model.optimizer", "learning rate"]),
+        (["--data.cache.protocol", "paper"], ["cache.protocol: paper", "cache.crop_seconds"]),
     ],
-    ids=["batch_size", "crops_per_file", "negative_lr"],
+    ids=["batch_size", "crops_per_file", "negative_lr", "paper_protocol_without_crops"],
 )
 def test_bad_config_values_stop_before_the_backbone(
     tmp_path: Path, override: list[str], words: list[str]
 ) -> None:
     done = saelight("fit", "--config", str(TINY), *override, cwd=tmp_path)
     one_clear_line(done, *words)
+    assert not (tmp_path / "models").exists() and not (tmp_path / "cache").exists()
+
+
+def test_an_unknown_cache_protocol_is_refused_by_the_parser(tmp_path: Path) -> None:
+    """A value outside the Literal stops in jsonargparse, before saelight's own check (exit 2,
+    no traceback, the field and the allowed values named; not yet one line)."""
+    done = saelight("fit", "--config", str(TINY), "--data.cache.protocol", "papers", cwd=tmp_path)
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    assert 'Parser key "protocol"' in done.stderr and "'saelight', 'paper'" in done.stderr
     assert not (tmp_path / "models").exists() and not (tmp_path / "cache").exists()
 
 

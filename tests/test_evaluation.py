@@ -4,6 +4,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from saelight.cache.format import TEST_HEAD
 from saelight.evaluation.layer import (
     EvalOptions,
     SplitData,
@@ -107,3 +108,29 @@ def test_width_independent_columns_protocol_and_bootstrap() -> None:
     for row in paper:
         assert len(row["factor_entropy_boot"]) == 3
         assert all(v is None or 0 <= v <= np.log(row["d_sae"]) for v in row["factor_entropy_boot"])
+
+
+def test_probes_follow_the_test_head_rows_and_the_rest_the_whole_files() -> None:
+    """`test_head` rows (the paper's first 5 s) carry the label, the whole files do not: the
+    probes are scored on the head, reconstruction and disentanglement on the whole files."""
+    splits = make_splits()
+    whole = splits["test"]
+    rng = np.random.default_rng(1)
+    whole.x[:, 0] = rng.normal(size=60)  # the label is gone from the whole-file rows
+    head_x = np.repeat(make_splits(seed=2)["test"].x, 2, axis=0)  # 2 rows (frames) per clip
+    head_meta = whole.meta.loc[np.repeat(np.arange(60), 2)].reset_index(drop=True)
+    head_x[:, 0] = np.where(head_meta["label_vowel"] == "a", 3.0, -3.0)
+    head_meta["split"] = TEST_HEAD
+    sae = {"s": TopKSAE(8, d_sae=16, k=4)}
+    opts = EvalOptions(probe="logistic", k_sparse=1, standard_scores=False)
+    without = evaluate_layer(3, splits, sae, opts)
+    paper = evaluate_layer(3, {**splits, TEST_HEAD: SplitData(head_x, head_meta)}, sae, opts)
+    assert without[0]["probe_vowel_acc"] < 0.75 < 0.95 < paper[0]["probe_vowel_acc"]
+    assert paper[0]["ksparse_vowel_acc"] > 0.95 > 0.75 > without[0]["ksparse_vowel_acc"]
+    for row in paper:
+        assert row["test_clip_rows"] == [2] * 60  # the probes' rows per clip: the head's
+        assert sum(row["probe_vowel_clip_correct"]) / 120 == pytest.approx(row["probe_vowel_acc"])
+        assert np.sum(row["probe_vowel_confusion"]) == 120
+    for a, b in zip(paper, without, strict=True):
+        for key in ("mse", "fvu", "l0", "r2_mean", "completeness_mean", "top_factors"):
+            assert a.get(key) == b.get(key), key  # whole files, as without head rows

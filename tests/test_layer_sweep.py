@@ -5,12 +5,14 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from saelight.audio import SyntheticSinging
 from saelight.backbones import UntrainedBackbone
+from saelight.cache import TEST_HEAD
 from saelight.cache.build import ActivationCache
-from saelight.evaluation.layer_sweep import layer_sweep
+from saelight.evaluation.layer_sweep import layer_sweep, probe_test_split, split_rows
 
 SAELIGHT = str(Path(sys.executable).with_name("saelight"))
 
@@ -62,3 +64,20 @@ def test_paper_probe_and_bad_inputs(cache_dir: str) -> None:
         sweep(cache_dir, label="nope")
     with pytest.raises(ValueError, match=r"layers \[7\]"):
         sweep(cache_dir, layers=[7])
+
+
+def test_a_paper_cache_is_probed_on_its_test_heads(tmp_path: Path) -> None:
+    source = SyntheticSinging(
+        clips_per_combo=1, duration_s=0.5, techniques=("belt", "vibrato"), vowels=("a", "i"),
+        n_singers=4, n_val_singers=1, n_test_singers=1,
+    )  # fmt: skip
+    backbone = UntrainedBackbone(num_layers=1, hidden_size=32, save_dir=str(tmp_path / "models"))
+    directory = str(tmp_path / "cache")
+    cache = ActivationCache(directory, source, backbone, crop_seconds=0.25, protocol="paper")
+    reader = cache.build(progress=False)
+    head = reader.split_rows(TEST_HEAD)
+    assert len(head) == 4 and probe_test_split(reader) == TEST_HEAD
+    np.testing.assert_array_equal(split_rows(reader, None, 0)["test"], head)
+    assert [r["n_test"] for r in sweep(directory, label="vowel")] == [4, 4]
+    plain = ActivationCache(str(tmp_path / "plain"), source, backbone, crop_seconds=0.25)
+    assert probe_test_split(plain.build(progress=False)) == "test"

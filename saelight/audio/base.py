@@ -82,6 +82,15 @@ class AudioSource(ABC):
     def load(self, clip: Clip, sample_rate: int) -> np.ndarray:
         """The clip as a 1-D float32 mono waveform at `sample_rate`; raises `BadAudioError`."""
 
+    def native_rate(self, clip: Clip) -> int | None:
+        """The rate `clip` is stored or generated at, in Hz; None = unknown (the default).
+
+        The cache computes a clip's eGeMAPS factors on `load(clip, native_rate(clip))`, so they
+        are the same whichever backbone (16 or 24 kHz) reads the clip, as the paper computes them
+        on VocalSet's 44.1 kHz files. A source that returns None gets them at the backbone's rate.
+        """
+        return None
+
     def fingerprint(self) -> dict[str, Any]:
         """What identifies this source's content; kept in the cache manifest to catch mismatches."""
         return {"class": type(self).__name__}

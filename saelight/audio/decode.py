@@ -66,6 +66,25 @@ def load_audio(
     return resample(data.mean(axis=1), int(file_sr), sample_rate)
 
 
+def file_rate(path: str | os.PathLike[str] | BinaryIO, *, where: str | None = None) -> int:
+    """The sample rate of an audio file in Hz, read from its header (nothing is decoded).
+
+    Args:
+        path: a file path, or a binary file object (e.g. `io.BytesIO` of an encoded file).
+        where: how to name the file in errors (defaults to `path`).
+
+    Raises:
+        BadAudioError: the file does not exist, cannot be read or is not audio.
+    """
+    name = where if where is not None else str(path)
+    if isinstance(path, str | os.PathLike) and not os.path.isfile(path):
+        raise BadAudioError(f"{name}: does not exist; expected an audio file")
+    try:
+        return int(sf.info(path).samplerate)
+    except (sf.LibsndfileError, RuntimeError, OSError, TypeError) as err:
+        raise BadAudioError(f"{name}: unreadable file or not audio ({err})") from err
+
+
 def validate_waveform(
     wave: np.ndarray,
     sample_rate: int,

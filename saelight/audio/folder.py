@@ -42,7 +42,7 @@ from saelight.audio.base import (
     carve_val,
     fraction_splits,
 )
-from saelight.audio.decode import load_audio, validate_waveform
+from saelight.audio.decode import file_rate, load_audio, validate_waveform
 from saelight.audio.manifest import (
     MISSING_LABEL_POLICIES,
     ManifestColumns,
@@ -248,6 +248,10 @@ class AudioFolder(AudioSource):
         wave = load_audio(clip.path, sample_rate)
         min_samples = max(1, round(self.min_duration_s * sample_rate))
         return validate_waveform(wave, sample_rate, min_samples=min_samples, where=clip.path)
+
+    def native_rate(self, clip: Clip) -> int | None:
+        """The file's own sample rate (from its header); raises `BadAudioError` naming it."""
+        return None if clip.path is None else file_rate(clip.path)
 
     def fingerprint(self) -> dict[str, Any]:
         """Class, every option, the number of clips and a hash of their ids and splits.

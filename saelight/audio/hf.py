@@ -37,7 +37,7 @@ from saelight.audio.base import (
     carve_val,
     fraction_splits,
 )
-from saelight.audio.decode import load_audio, validate_waveform
+from saelight.audio.decode import file_rate, load_audio, validate_waveform
 
 if TYPE_CHECKING:
     from datasets import Dataset
@@ -273,8 +273,8 @@ class HFAudioDataset(AudioSource):
         """All clips, HF split by HF split, in row order."""
         return list(self._clips)
 
-    def load(self, clip: Clip, sample_rate: int) -> np.ndarray:
-        """Decode the row's audio with soundfile; raises `BadAudioError` naming the row and file."""
+    def _encoded(self, clip: Clip) -> tuple[str | io.BytesIO | None, str]:
+        """(the row's encoded bytes or file path, None without audio; how to name it in errors)."""
         location = self._rows.get(clip.clip_id)
         if location is None:
             raise ValueError(f"unknown clip_id {clip.clip_id!r}; expected one of clips()")
@@ -283,16 +283,27 @@ class HFAudioDataset(AudioSource):
         file = value if isinstance(value, str) else (value or {}).get("path")
         where = f"{self.path} [{hf}][{r}] ({clip.clip_id}, file {file})"
         if isinstance(value, dict) and value.get("bytes"):
-            wave = load_audio(io.BytesIO(value["bytes"]), sample_rate, where=where)
-        elif file:
+            return io.BytesIO(value["bytes"]), where
+        if file:
             # Relative paths in a local dataset are relative to its directory.
             resolved = Path(self.path) / file
-            file = str(resolved) if resolved.exists() else file
-            wave = load_audio(file, sample_rate, where=where)
-        else:
+            return (str(resolved) if resolved.exists() else file), where
+        return None, where
+
+    def load(self, clip: Clip, sample_rate: int) -> np.ndarray:
+        """Decode the row's audio with soundfile; raises `BadAudioError` naming the row and file."""
+        encoded, where = self._encoded(clip)
+        if encoded is None:
             wave = np.zeros(0, dtype=np.float32)
+        else:
+            wave = load_audio(encoded, sample_rate, where=where)
         min_samples = max(1, round(self.min_duration_s * sample_rate))
         return validate_waveform(wave, sample_rate, min_samples=min_samples, where=where)
+
+    def native_rate(self, clip: Clip) -> int | None:
+        """The stored audio's own sample rate (from the encoded header); None without audio."""
+        encoded, where = self._encoded(clip)
+        return None if encoded is None else file_rate(encoded, where=where)
 
     def fingerprint(self) -> dict[str, Any]:
         """Class, every option, the number of clips and a hash of their ids and splits."""

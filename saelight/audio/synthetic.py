@@ -309,6 +309,10 @@ class SyntheticSinging(AudioSource):
         wave = synthesise(self._params[i], self.duration_s, self.sample_rate, rng)
         return resample(wave, self.sample_rate, sample_rate)
 
+    def native_rate(self, clip: Clip) -> int | None:
+        """`sample_rate`, the rate every clip is synthesised at."""
+        return self.sample_rate
+
     def fingerprint(self) -> dict[str, Any]:
         """Class name and every constructor argument."""
         return {

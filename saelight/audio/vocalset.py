@@ -39,7 +39,7 @@ from typing import Any
 import numpy as np
 
 from saelight.audio.base import VOCALSET_TECHNIQUES, AudioSource, BadSourceError, Clip
-from saelight.audio.decode import load_audio, validate_waveform
+from saelight.audio.decode import file_rate, load_audio, validate_waveform
 
 log = logging.getLogger(__name__)
 
@@ -203,6 +203,10 @@ class VocalSet(AudioSource):
         wave = load_audio(clip.path, sample_rate)
         min_samples = max(1, round(self.min_duration_s * sample_rate))
         return validate_waveform(wave, sample_rate, min_samples=min_samples, where=clip.path)
+
+    def native_rate(self, clip: Clip) -> int | None:
+        """The file's own sample rate (VocalSet's 44.1 kHz), from its header."""
+        return None if clip.path is None else file_rate(clip.path)
 
     def fingerprint(self) -> dict[str, Any]:
         """Class, every option, the number of clips and a hash of their ids and splits.

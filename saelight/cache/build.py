@@ -28,11 +28,15 @@ from saelight.cache.lock import CacheLock, process_rank
 from saelight.cache.options import check_cache_options
 from saelight.cache.parts import covered, extract_then_merge, merge, read_parts, todo
 from saelight.cache.reader import CacheReader
-from saelight.cache.rows import Segment, row_metadata
+from saelight.cache.rows import EGEMAPS_RATE, row_metadata, segment_egemaps
+from saelight.cache.segments import Segment, plan_segments
 from saelight.cache.writer import ShardWriter
 from saelight.io.progress import progress as progress_bar
 
 log = logging.getLogger(__name__)
+
+Item = tuple[int, Clip, Segment, np.ndarray, dict[str, float]]
+"""A batch entry: (clip index, clip, segment, its wave, its extra factor columns)."""
 
 
 class ActivationCache:
@@ -49,13 +53,18 @@ class ActivationCache:
         crop_seconds: crop length for train/val rows; None keeps whole files everywhere.
         crops_per_file: random train crops per file (stand-ins for the paper's per-epoch crops).
         test_full_length: test rows use the whole file (the paper's protocol), not the first crop.
+        protocol: "paper" also writes each test file's first `crop_seconds` (zero-padded) as
+            `test_head` rows, the paper's probe test rows (reconstruction and disentanglement keep
+            whole files); needs `crop_seconds` and `test_full_length`. "saelight": whole files.
         storage_dtype: float32, float16 or bfloat16 on disk (rows are float32 when read).
         clips_per_shard: clips per shard; also the unit of resumption.
         batch_size: waveforms per backbone forward.
         on_bad_input: "skip" logs and records bad audio / non-finite activations; "error" stops
             (after committing every clip before the bad one).
         egemaps: store the 88 eGeMAPSv02 functionals of each test segment as factors (the rows that
-            disentanglement and the explorer score; other splits get NaN); needs opensmile.
+            disentanglement and the explorer score; other splits get NaN), computed at the
+            source's own rate (`AudioSource.native_rate`, e.g. VocalSet's 44.1 kHz; the backbone's
+            rate when unknown), so they do not depend on the backbone; needs opensmile.
         seed: seed of the random crop positions.
         on_locked: what a second process does while another one writes this cache directory:
             "wait" for it (then reuse or resume its cache) or "error" at once, naming its pid.
@@ -70,6 +79,7 @@ class ActivationCache:
         crop_seconds: float | None = None,
         crops_per_file: int = 1,
         test_full_length: bool = True,
+        protocol: Literal["saelight", "paper"] = "saelight",
         storage_dtype: Literal["float32", "float16", "bfloat16"] = "float32",
         clips_per_shard: int = 512,
         batch_size: int = 16,
@@ -87,6 +97,8 @@ class ActivationCache:
             on_bad_input=on_bad_input,
             on_locked=on_locked,
             crop_seconds=crop_seconds,
+            protocol=protocol,
+            test_full_length=test_full_length,
         )
         self.directory = Path(directory)
         self.source, self.backbone = source, backbone
@@ -94,7 +106,7 @@ class ActivationCache:
         self.test_full_length, self.storage_dtype = test_full_length, storage_dtype
         self.clips_per_shard, self.batch_size = clips_per_shard, batch_size
         self.on_bad_input, self.egemaps, self.seed = on_bad_input, egemaps, seed
-        self.on_locked = on_locked
+        self.on_locked, self.protocol = on_locked, protocol
 
     check_args = staticmethod(check_cache_options)
     """The checks of the section's own values (the CLI runs them before the backbone is built)."""
@@ -118,8 +130,10 @@ class ActivationCache:
                 "crop_seconds": self.crop_seconds,
                 "crops_per_file": self.crops_per_file,
                 "test_full_length": self.test_full_length,
+                "protocol": self.protocol,
                 "storage_dtype": self.storage_dtype,
                 "egemaps": self.egemaps,
+                "egemaps_rate": EGEMAPS_RATE,
                 "seed": self.seed,
                 "sample_rate": self.backbone.sample_rate,
             },
@@ -272,7 +286,7 @@ class ActivationCache:
         self, clips: list[Clip], start: int, end: int, writer: ShardWriter, bar: Any
     ) -> None:
         """Queue the rows of clips [start, end); a clip's crops always share one backbone batch."""
-        batch: list[tuple[int, Clip, Segment, np.ndarray]] = []
+        batch: list[Item] = []
         for index, clip, loaded in self._load_ahead(clips, start, end):
             if isinstance(loaded, BadAudioError):
                 if self.on_bad_input == "error" and batch:
@@ -283,7 +297,7 @@ class ActivationCache:
                 if batch and len(batch) + len(loaded) > self.batch_size:
                     self._run_batch(batch, writer)
                     batch = []
-                batch.extend((index, clip, seg, wave) for seg, wave in loaded)
+                batch.extend((index, clip, *segment) for segment in loaded)
             bar.update(1)
         if batch:
             self._run_batch(batch, writer)
@@ -291,43 +305,52 @@ class ActivationCache:
     def _load_ahead(
         self, clips: list[Clip], start: int, end: int
     ) -> Iterator[tuple[int, Clip, Any]]:
-        """Decode the next clips on a thread while the backbone runs (soundfile and soxr drop
-        the GIL)."""
+        """Decode the next clips (and compute their eGeMAPS factors) on a thread while the
+        backbone runs (soundfile, soxr and openSMILE drop the GIL)."""
         with ThreadPoolExecutor(max_workers=1) as pool:
             yield from zip(
                 range(start, end),
                 clips[start:end],
-                pool.map(self._segments_or_error, range(start, end), clips[start:end]),
+                pool.map(
+                    lambda i, clip: self._segments_or_error(i, clip, egemaps=self.egemaps),
+                    range(start, end),
+                    clips[start:end],
+                ),
                 strict=True,
             )
 
     def _segments_or_error(
-        self, index: int, clip: Clip
-    ) -> list[tuple[Segment, np.ndarray]] | BadAudioError:
+        self, index: int, clip: Clip, egemaps: bool = False
+    ) -> list[tuple[Segment, np.ndarray, dict[str, float]]] | BadAudioError:
+        """(segment, its wave, its extra factor columns: the test segments' eGeMAPS when
+        `egemaps`) of clip number `index`, whole file first, or why the clip is unusable."""
+        sr = self.backbone.sample_rate
         try:
-            wave = self.source.load(clip, self.backbone.sample_rate)
+            wave = self.source.load(clip, sr)
             where = clip.path or clip.clip_id
-            validate_waveform(
-                wave, self.backbone.sample_rate, min_samples=self.backbone.min_samples, where=where
+            validate_waveform(wave, sr, min_samples=self.backbone.min_samples, where=where)
+            segments = plan_segments(
+                clip.split,
+                len(wave),
+                crop_samples=None if self.crop_seconds is None else round(self.crop_seconds * sr),
+                crops_per_file=self.crops_per_file,
+                test_full_length=self.test_full_length,
+                protocol=self.protocol,
+                seed=self.seed,
+                index=index,
             )
+            factors = [
+                segment_egemaps(self.source, clip, seg, wave, sr)
+                if egemaps and seg.split == "test"
+                else {}
+                for seg in segments
+            ]
         except BadAudioError as err:
             return err
         return [
-            (seg, crop_or_pad(wave, seg[2] - seg[1], seg[1]))
-            for seg in self._segments(index, clip, len(wave))
+            (seg, crop_or_pad(wave, seg.end - seg.start, seg.start), f)
+            for seg, f in zip(segments, factors, strict=True)
         ]
-
-    def _segments(self, index: int, clip: Clip, n: int) -> list[Segment]:
-        """Which parts of a file become rows: random train crops, the first crop for val, whole
-        test files."""
-        if self.crop_seconds is None or (clip.split == "test" and self.test_full_length):
-            return [(0, 0, n)]
-        length = int(round(self.crop_seconds * self.backbone.sample_rate))
-        if clip.split != "train":
-            return [(0, 0, length)]
-        rng = np.random.default_rng([self.seed, index])
-        starts = rng.integers(0, max(n - length, 0) + 1, size=self.crops_per_file)
-        return [(c, int(s), int(s) + length) for c, s in enumerate(starts)]
 
     def _bad(self, writer: ShardWriter, clip: Clip, reason: str, index: int) -> None:
         if self.on_bad_input == "error":
@@ -340,9 +363,7 @@ class ActivationCache:
         log.warning("skipping %s: %s", clip.path or clip.clip_id, reason)
         writer.skip(index, clip.clip_id, clip.path, reason)
 
-    def _run_batch(
-        self, batch: list[tuple[int, Clip, Segment, np.ndarray]], writer: ShardWriter
-    ) -> None:
+    def _run_batch(self, batch: list[Item], writer: ShardWriter) -> None:
         hidden, mask = self.backbone.extract([item[3] for item in batch])
         if self.pooling == "clip":
             rows = {layer: mean_pool(h, mask).float().numpy() for layer, h in hidden.items()}
@@ -360,18 +381,18 @@ class ActivationCache:
         }
         keep_rows = np.zeros_like(finite)
         meta: list[dict[str, Any]] = []
-        for i, (index, clip, seg, wave) in enumerate(batch):
+        reported: set[int] = set()
+        for i, (index, clip, seg, _, factors) in enumerate(batch):
             lo, hi = offsets[i], offsets[i + 1]
             if index in bad:
                 if self.on_bad_input == "error":  # keep the clips before it, then stop
                     writer.add({layer: r[keep_rows] for layer, r in rows.items()}, meta)
-                if seg[0] == 0:  # report each clip once, with all its crops dropped
+                if index not in reported:  # report each clip once, with all its rows dropped
+                    reported.add(index)
                     self._bad(writer, clip, "non-finite activations", index)
                 continue
             keep_rows[lo:hi] = True
             meta.extend(
-                row_metadata(
-                    index, clip, seg, int(hi - lo), wave, self.backbone, self.pooling, self.egemaps
-                )
+                row_metadata(index, clip, seg, int(hi - lo), self.backbone, self.pooling, factors)
             )
         writer.add({layer: r[keep_rows] for layer, r in rows.items()}, meta)

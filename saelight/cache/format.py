@@ -8,6 +8,10 @@ Layout of a cache directory (format version 1)::
     meta/shard_<SSSSS>.parquet      one row per activation row: row, clip_id, path, split, crop,
                                     frame, label_<name> and factor_<name> columns
 
+A row's `split` is its clip's (train, val, test), or `test_head` (`TEST_HEAD`) for the extra row(s)
+that `cache.protocol: paper` writes of each test file's first `crop_seconds`: the rows the paper
+scores its probes on, while whole-file `test` rows keep reconstruction and disentanglement.
+
 A shard covers a contiguous run of clips in the source's order and is named by its first clip
 (`shard_00512` starts at clip 512; caches written before multi-process extraction number them
 0, 1, ...; the reader takes the names from the manifest). Each extracting process owns one part
@@ -33,6 +37,9 @@ FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
 PART_GLOB = "manifest.rank*.json"
 STORAGE_DTYPES = ("float32", "float16", "bfloat16")
+TEST_HEAD = "test_head"
+"""Row split of a test file's first `crop_seconds` (protocol "paper"), beside its whole-file row.
+Never a source's split (`audio.base.SPLITS`): readers of `split_rows("test")` never see it."""
 # Manifest fields that must equal the requested configuration before a cache is reused or resumed.
 IDENTITY_FIELDS = ("format_version", "backbone", "source", "extraction", "layers", "dim")
 

@@ -12,6 +12,8 @@ from typing import Any
 from saelight.cache.format import STORAGE_DTYPES
 from saelight.io.errors import ConfigError
 
+PROTOCOLS = ("saelight", "paper")
+
 
 def check_cache_options(
     *,
@@ -23,6 +25,8 @@ def check_cache_options(
     on_bad_input: str,
     on_locked: str,
     crop_seconds: float | None,
+    protocol: str = "saelight",
+    test_full_length: bool = True,
     **_: Any,
 ) -> None:
     """The checks of this section's own values; the CLI runs them before the backbone is
@@ -41,3 +45,11 @@ def check_cache_options(
         raise ConfigError(f"cache.on_locked must be 'wait' or 'error', got {on_locked!r}")
     if crop_seconds is not None and crop_seconds <= 0:
         raise ConfigError(f"cache.crop_seconds must be > 0 or null, got {crop_seconds}")
+    if protocol not in PROTOCOLS:
+        raise ConfigError(f"cache.protocol must be 'saelight' or 'paper', got {protocol!r}")
+    if protocol == "paper" and (crop_seconds is None or not test_full_length):
+        raise ConfigError(
+            "cache.protocol: paper needs cache.crop_seconds (the paper's 5 s crops) and "
+            "cache.test_full_length: true (its whole test files), got "
+            f"crop_seconds={crop_seconds}, test_full_length={test_full_length}"
+        )

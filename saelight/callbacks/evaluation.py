@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import dataclasses
 import logging
 import os
 from typing import Any, Literal
@@ -10,6 +11,8 @@ from typing import Any, Literal
 import lightning as L
 import numpy as np
 
+from saelight.cache.format import TEST_HEAD
+from saelight.cache.reader import CacheReader
 from saelight.callbacks.loggers import activation_datamodule, wandb_run
 from saelight.evaluation.layer import (
     SPLIT_NAMES,
@@ -53,8 +56,12 @@ class SAEEvaluation(L.Callback):
         probe_train_crops: train probes on the first N random crops of each train file (0 = all).
         every_n_val_epochs: also run fast logistic probes every N validation epochs (0 = never).
         max_rows_per_split: subsample larger splits (frame-level caches) to this many rows.
-        protocol: "saelight" scores the Lasso R² on held-out test files; "paper" fits and scores
-            it on the same files, as the original (in-sample).
+        protocol: None (default) = the cache's own (`data.cache.protocol`, from its manifest).
+            "saelight" scores the probes on whole test files and the Lasso R² on held-out test
+            files; "paper" scores the probes on each test file's first `crop_seconds` (the
+            cache's `test_head` rows; a cache built without them keeps whole files, with a log
+            line) and fits and scores the R² on the same files (in-sample), as the original.
+            Reconstruction and disentanglement use whole test files either way.
         bootstrap: refit each row's top-factor Lassos on this many resamples of the test clips,
             for an interval on claim 3 (0 = off; ~0.1 s per resample and representation).
         report: write `report.md` + figures at fit end (claim 1 on `labels`, default all).
@@ -78,7 +85,7 @@ class SAEEvaluation(L.Callback):
         probe_train_crops: int = 1,
         every_n_val_epochs: int = 0,
         max_rows_per_split: int = 20_000,
-        protocol: Literal["saelight", "paper"] = "saelight",
+        protocol: Literal["saelight", "paper"] | None = None,
         bootstrap: int = 0,
         report: bool = True,
         splice: bool = False,
@@ -88,12 +95,12 @@ class SAEEvaluation(L.Callback):
     ) -> None:
         if probe not in ("paper", "logistic"):
             raise ValueError(f"SAEEvaluation.probe must be 'paper' or 'logistic', got {probe!r}")
-        if protocol not in ("saelight", "paper"):
+        if protocol not in (None, "saelight", "paper"):
             raise ValueError(
-                f"SAEEvaluation.protocol must be 'saelight' or 'paper', got {protocol!r}"
+                f"SAEEvaluation.protocol must be 'saelight', 'paper' or null, got {protocol!r}"
             )
-        self.opts = EvalOptions(
-            protocol=protocol,
+        self.protocol = protocol
+        self.opts = EvalOptions(  # its protocol is resolved against the cache (`_options`)
             bootstrap=bootstrap,
             probe=probe,
             labels=labels,
@@ -109,13 +116,35 @@ class SAEEvaluation(L.Callback):
         self.splice, self.splice_max_clips = splice, splice_max_clips
         self._splits: dict[str, tuple[np.ndarray, np.ndarray]] | None = None
 
+    def _protocol(self, reader: CacheReader) -> Literal["saelight", "paper"]:
+        """`protocol`, or the one the cache was built with (caches before it: "saelight")."""
+        return self.protocol or reader.manifest["extraction"].get("protocol", "saelight")
+
+    def _options(self, trainer: L.Trainer) -> EvalOptions:
+        """The options with the protocol resolved against the run's cache."""
+        protocol = self._protocol(trainer.datamodule.open_reader())
+        return dataclasses.replace(self.opts, protocol=protocol)
+
+    def _split_names(self, reader: CacheReader) -> tuple[str, ...]:
+        """train, val, test, and `TEST_HEAD` (the paper's probe rows) under protocol "paper"."""
+        if self._protocol(reader) != "paper":
+            return SPLIT_NAMES
+        if len(reader.split_rows(TEST_HEAD)):
+            return (*SPLIT_NAMES, TEST_HEAD)
+        log.info(
+            "SAEEvaluation(protocol=paper): cache %s holds no test_head rows (built without "
+            "data.cache.protocol: paper), so the probes are scored on whole test files",
+            reader.directory,
+        )
+        return SPLIT_NAMES
+
     def _load_splits(self, trainer: L.Trainer) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-        """(rows, activations (n, n_layers, dim)) per split, read once and kept."""
+        """(rows, activations (n, n_layers, dim)) per split (`_split_names`), read once, kept."""
         if self._splits is None:
             reader = trainer.datamodule.open_reader()
             rng = np.random.default_rng(self.opts.seed)
             self._splits = {}
-            for split in SPLIT_NAMES:
+            for split in self._split_names(reader):
                 rows = reader.split_rows(split)
                 if len(rows) > self.max_rows:
                     rows = np.sort(rng.choice(rows, self.max_rows, replace=False))
@@ -172,15 +201,16 @@ class SAEEvaluation(L.Callback):
         rows: list[dict[str, Any]] = []
         if trainer.is_global_zero and activation_datamodule(trainer, "SAEEvaluation") is not None:
             layout = RunLayout.of_trainer(trainer, self.dirpath)
+            opts = self._options(trainer)
             for layer_pos, layer in enumerate(pl_module.layers):
                 saes, sparsities = self._layer_saes(pl_module, layer_pos, layout, best)
                 splits = self._layer_splits(trainer, layer_pos)
-                layer_rows = evaluate_layer(layer, splits, saes, self.opts)
+                layer_rows = evaluate_layer(layer, splits, saes, opts)
                 for row in layer_rows[1:]:
                     if sparsities.get(row["name"]) is not None:
                         row["sparsity"] = sparsities[row["name"]]
                 rows.extend(layer_rows)
-            write_results(layout.root, rows, run_summary(trainer))
+            write_results(layout.root, rows, {**run_summary(trainer), "protocol": opts.protocol})
             self._log(trainer, rows)
             self._log_confusions(trainer, rows)
             self._flag_collapsed(trainer, rows)

@@ -2,7 +2,10 @@
 
 Everything here works on arrays already read from the cache: probes are fitted on train (selected on
 val) and scored on test; reconstruction and disentanglement use the test split, like the paper.
-The row keys are documented in `saelight.evaluation.results`.
+Given `TEST_HEAD` rows too (a cache built with `protocol: paper`: each test file's first 5 s), the
+probes are scored on those instead, as the paper scores them, while reconstruction and
+disentanglement keep the whole test files. The row keys are documented in
+`saelight.evaluation.results`.
 """
 
 from __future__ import annotations
@@ -17,7 +20,13 @@ import pandas as pd
 import torch
 
 from saelight.audio.base import SPLITS as SPLIT_NAMES
-from saelight.cache.format import factor_column, factor_names, label_column, label_names
+from saelight.cache.format import (
+    TEST_HEAD,
+    factor_column,
+    factor_names,
+    label_column,
+    label_names,
+)
 from saelight.evaluation.results import (
     DENSE,
     EFFECTIVE_DIMS,
@@ -58,9 +67,11 @@ class EvalOptions:
     """What to compute (see `SAEEvaluation` for the meaning of each field).
 
     `protocol="paper"` fits and scores the Lasso R² on the same test rows, as the original does
-    (in-sample, optimistic); "saelight" scores R² on held-out test files. `bootstrap` > 0 refits
-    each row's top-factor Lassos on that many resamples of the test clips, for an interval on the
-    SAE − dense entropy (slow: one Lasso fit per resample and representation).
+    (in-sample, optimistic); "saelight" scores R² on held-out test files. (Which rows the probes
+    are scored on follows the splits given to `evaluate_layer`: `TEST_HEAD` when present.)
+    `bootstrap` > 0 refits each row's top-factor Lassos on that many resamples of the test clips,
+    for an interval on the SAE − dense entropy (slow: one Lasso fit per resample and
+    representation).
     """
 
     protocol: Literal["saelight", "paper"] = "saelight"
@@ -245,11 +256,15 @@ def sae_identity(sae: SAE) -> dict[str, Any]:
 
 
 def _probe_splits(splits: dict[str, SplitData], max_crops: int) -> dict[str, SplitData]:
-    """Splits whose train rows keep only the first `max_crops` crops of each file (0 = all).
+    """The probes' train/val/test: `TEST_HEAD` rows as test when given (the paper's first 5 s of
+    each test file), and train rows keeping only the first `max_crops` crops of each file (0 =
+    all).
 
     A cache with N random crops per train file would otherwise train each probe on N× the paper's
     rows (N× slower, and no longer the paper's protocol).
     """
+    if TEST_HEAD in splits:
+        splits = {"train": splits["train"], "val": splits["val"], "test": splits[TEST_HEAD]}
     train = splits["train"]
     if max_crops < 1 or "crop" not in train.meta:
         return splits
@@ -265,9 +280,19 @@ def evaluate_layer(
     opts: EvalOptions,
     on_row: Callable[[dict[str, Any]], None] | None = None,
 ) -> list[dict[str, Any]]:
-    """Rows for the dense activations of `layer` and for each named SAE on them."""
-    labels = probe_labels(splits, opts.labels)
+    """Rows for the dense activations of `layer` and for each named SAE on them.
+
+    Args:
+        layer: the backbone layer.
+        splits: train, val and test; with `TEST_HEAD` too, the probes (accuracy, F1, confusion,
+            per-clip correct, k-sparse) are scored on it, reconstruction and disentanglement on
+            test.
+        saes: the SAEs of the layer by name.
+        opts: what to compute.
+        on_row: called with each row once it is complete.
+    """
     probe_splits = _probe_splits(splits, opts.probe_train_crops)
+    labels = probe_labels(probe_splits, opts.labels)
     dense_features = {s: probe_splits[s].x for s in SPLIT_NAMES}
     dense = {
         "layer": layer,
@@ -276,7 +301,7 @@ def evaluate_layer(
         "architecture": DENSE,
         "d_sae": int(splits["test"].x.shape[1]),
     }
-    clip_rows = test_clips(splits["test"].meta)[1]
+    clip_rows = test_clips(probe_splits["test"].meta)[1]  # what the probes' per-clip lists count
     if (clip_rows != 1).any():
         dense[TEST_CLIP_ROWS] = clip_rows.tolist()
     dense.update(probe_scores(dense_features, probe_splits, labels, opts, with_k_sparse=True))
@@ -287,17 +312,19 @@ def evaluate_layer(
         on_row(dense)
     for name, sae in saes.items():
         codes = {s: encode(sae, probe_splits[s].x) for s in SPLIT_NAMES}
+        whole = probe_splits["test"] is splits["test"]
+        test_codes = codes["test"] if whole else encode(sae, splits["test"].x)
         row: dict[str, Any] = {"layer": layer, "name": name, "kind": "sae", **sae_identity(sae)}
         if TEST_CLIP_ROWS in dense:
             row[TEST_CLIP_ROWS] = dense[TEST_CLIP_ROWS]
-        row.update(reconstruction_scores(sae, splits["test"].x, codes["test"]))
+        row.update(reconstruction_scores(sae, splits["test"].x, test_codes))
         if row["sparsity"] is None:  # no configured sparsity (ReLU, JumpReLU): the measured one
             row["sparsity"] = 1.0 - row["l0"] / sae.d_sae
         row.update(probe_scores(codes, probe_splits, labels, opts, with_k_sparse=True))
         for label in labels:
             row[probe_delta_key(label)] = row[probe_acc_key(label)] - dense[probe_acc_key(label)]
         if opts.disentanglement:
-            row.update(disentanglement_scores(codes["test"], splits["test"].meta, opts))
+            row.update(disentanglement_scores(test_codes, splits["test"].meta, opts))
         rows.append(row)
         if on_row:
             on_row(row)

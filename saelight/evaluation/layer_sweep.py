@@ -3,7 +3,9 @@
 Which layers to put SAEs on? The paper picks one early and one late layer per backbone by dense
 probe accuracy. This recipe reads one cache (e.g. `configs/layer_sweep_hubert.yaml`, layers: all),
 probes the chosen label on each cached layer (train fits, val selects, test scores) and writes
-`layer_sweep_<label>.json` plus `layer_sweep_<label>.png` (accuracy vs layer), and prints a table:
+`layer_sweep_<label>.json` plus `layer_sweep_<label>.png` (accuracy vs layer), and prints a table.
+A cache built with `protocol: paper` is scored on its `test_head` rows (each test file's first
+`crop_seconds`), as the paper scores its probes and as `SAEEvaluation` then does:
 
     saelight cache --config configs/layer_sweep_hubert.yaml --data.cache.source.init_args.root DIR
     saelight layer-sweep --cache runs/layer_sweep/hubert/cache --label technique
@@ -20,18 +22,24 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from saelight.audio.base import SPLITS
-from saelight.cache.format import label_column
+from saelight.cache.format import TEST_HEAD, label_column
 from saelight.cache.reader import CacheReader
 from saelight.io.atomic import atomic_write_text
 from saelight.metrics.probe import ProbeResult, linear_probe, logistic_probe
 
 
+def probe_test_split(reader: CacheReader) -> str:
+    """The split the probes are scored on: `TEST_HEAD` when the cache holds it, else "test"."""
+    return TEST_HEAD if len(reader.split_rows(TEST_HEAD)) else "test"
+
+
 def split_rows(reader: CacheReader, max_rows: int | None, seed: int) -> dict[str, np.ndarray]:
-    """Row indices per split, each subsampled (sorted) to at most `max_rows` (frame caches)."""
+    """Row indices per split (test: `probe_test_split`'s rows), each subsampled (sorted) to at most
+    `max_rows` (frame caches)."""
     rng = np.random.default_rng(seed)
     out = {}
     for split in SPLITS:
-        rows = reader.split_rows(split)
+        rows = reader.split_rows(probe_test_split(reader) if split == "test" else split)
         if not len(rows):
             raise ValueError(f"cache {reader.directory} has no '{split}' rows")
         if max_rows is not None and len(rows) > max_rows:
@@ -163,7 +171,8 @@ def layer_sweep_command(
     results = layer_sweep(cache, label, probe, layers, max_rows, seed)
     folder = Path(out) if out else Path(cache).resolve().parent / "layer_sweep"
     folder.mkdir(parents=True, exist_ok=True)
-    backbone = CacheReader(cache).manifest.get("backbone", {})
+    reader = CacheReader(cache)
+    backbone = reader.manifest.get("backbone", {})
     stem = f"layer_sweep_{label}"
     payload = {
         "cache": str(cache),
@@ -172,6 +181,7 @@ def layer_sweep_command(
         "probe": probe,
         "seed": seed,
         "max_rows": max_rows,
+        "test_split": probe_test_split(reader),
         "layers": results,
     }
     atomic_write_text(folder / f"{stem}.json", json.dumps(payload, indent=1))

@@ -24,6 +24,10 @@ class _Listed(AudioSource):
         return np.zeros(sample_rate, dtype=np.float32)
 
 
+def test_native_rate_is_unknown_unless_a_source_says() -> None:
+    assert _Listed(_clips("train")).native_rate(Clip("c0", "train")) is None
+
+
 def _clips(*splits: str) -> list[Clip]:
     return [Clip(f"c{i}", split) for i, split in enumerate(splits)]
 

@@ -10,7 +10,7 @@ import pytest
 import soundfile as sf
 
 from saelight.audio import BadAudioError, crop_or_pad, load_audio, validate_waveform
-from saelight.audio.decode import resample
+from saelight.audio.decode import file_rate, resample
 
 
 def _tone(freq: float, sr: int, seconds: float = 0.5, amp: float = 0.5) -> np.ndarray:
@@ -58,6 +58,18 @@ def test_load_rejects_non_audio_naming_the_path(tmp_path: Path, content: bytes) 
 def test_load_rejects_missing_file(tmp_path: Path) -> None:
     with pytest.raises(BadAudioError, match="missing.wav"):
         load_audio(tmp_path / "missing.wav", 16000)
+
+
+def test_file_rate_reads_the_header(tmp_path: Path) -> None:
+    buf = io.BytesIO()
+    sf.write(buf, _tone(300, 8000), 44100, format="WAV")
+    buf.seek(0)
+    assert file_rate(buf) == 44100
+    with pytest.raises(BadAudioError, match="missing.wav: does not exist"):
+        file_rate(tmp_path / "missing.wav")
+    (tmp_path / "fake.wav").write_bytes(b"not audio")
+    with pytest.raises(BadAudioError, match=r"row 2: unreadable"):
+        file_rate(tmp_path / "fake.wav", where="row 2")
 
 
 @pytest.mark.parametrize(

@@ -50,6 +50,7 @@ def test_manifest_labels_factors_and_split_column(manifest_dir: Path) -> None:
     assert [c.split for c in clips[:4]] == ["train", "train", "val", "test"]
     wave = source.load(clips[0], 16000)
     assert wave.dtype == np.float32 and wave.shape == (4000,)
+    assert source.native_rate(clips[0]) == 22050  # the file's own rate: eGeMAPS is computed at it
 
 
 def test_folder_with_metadata_csv_and_default_labels(manifest_dir: Path) -> None:
@@ -116,6 +117,8 @@ def test_broken_or_vanished_files_raise_bad_audio(tmp_path: Path) -> None:
     clips = {c.clip_id: c for c in source.clips()}
     with pytest.raises(BadAudioError, match="broken.wav: unreadable"):
         source.load(clips["broken.wav"], 16000)
+    with pytest.raises(BadAudioError, match="broken.wav: unreadable"):
+        source.native_rate(clips["broken.wav"])
     (tmp_path / "later_gone.wav").unlink()
     with pytest.raises(BadAudioError, match=r"later_gone\.wav: does not exist"):
         source.load(clips["later_gone.wav"], 16000)

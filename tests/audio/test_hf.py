@@ -151,7 +151,19 @@ def test_path_column_of_strings(tmp_path: Path) -> None:
     datasets.Dataset.from_dict({"file": ["a.wav"], "y": ["x"]}).save_to_disk(str(tmp_path / "ds"))
     source = HFAudioDataset(str(tmp_path / "ds"), audio_column="file", hf_splits={"train": "train"})
     assert source.load(source.clips()[0], 16000).shape == (4000,)
+    assert source.native_rate(source.clips()[0]) == 16000
     assert source.fingerprint()["n_clips"] == 1
+
+
+def test_native_rate_is_the_stored_audio_rate(tmp_path: Path) -> None:
+    audio = [{"bytes": _wav_bytes(300, sr=22050), "path": None}, {"bytes": b"junk", "path": None}]
+    table = datasets.Dataset.from_dict({"audio": audio})
+    table.cast_column("audio", datasets.Audio(decode=False)).save_to_disk(str(tmp_path / "ds"))
+    source = HFAudioDataset(str(tmp_path / "ds"), hf_splits={"train": "train"})
+    good, bad = source.clips()
+    assert source.native_rate(good) == 22050 and source.load(good, 22050).shape == (5512,)
+    with pytest.raises(BadAudioError, match=r"\[train\]\[1\].*unreadable"):
+        source.native_rate(bad)
 
 
 def test_split_column_without_val_carves_val_by_group(tmp_path: Path) -> None:

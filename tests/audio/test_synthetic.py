@@ -61,6 +61,7 @@ def test_seed_changes_audio_and_subsets_keep_clips(small: SyntheticSinging) -> N
 
 def test_resamples_to_requested_rate(small: SyntheticSinging) -> None:
     assert small.load(small.clips()[3], 24000).shape == (48000,)
+    assert small.native_rate(small.clips()[3]) == small.sample_rate == 16000
 
 
 def test_generation_is_fast(small: SyntheticSinging) -> None:

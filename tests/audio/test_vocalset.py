@@ -145,6 +145,7 @@ def test_load_resamples(vocalset_root: Path) -> None:
     source = VocalSet(str(vocalset_root))
     wave = source.load(source.clips()[0], 16000)
     assert wave.dtype == np.float32 and abs(wave.size - int(0.2 * 16000)) <= 1
+    assert source.native_rate(source.clips()[0]) == SR  # 44.1 kHz, the rate eGeMAPS is taken at
 
 
 def test_bad_root_names_the_path(tmp_path: Path) -> None:
