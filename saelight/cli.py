@@ -11,8 +11,10 @@ from __future__ import annotations
 import inspect
 import logging
 import os
+import re
 import sys
 import traceback
+from argparse import ArgumentError
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, get_type_hints
@@ -249,7 +251,8 @@ def make_cli(args: list[str] | None, run: bool = True) -> SaelightCLI:
             run=run,
             save_config_callback=LoggedConfig,
             save_config_kwargs={"overwrite": True},
-            parser_kwargs={"parser_mode": "omegaconf"},
+            # A bad value raises (one line from `main`) instead of printing the whole usage.
+            parser_kwargs={"parser_mode": "omegaconf", "exit_on_error": False},
         )
     finally:
         if args is not None:
@@ -331,10 +334,21 @@ def usage() -> str:
     return "\n".join(lines)
 
 
+def _argument_error_line(error: ArgumentError) -> str:
+    """jsonargparse's nested message ('Parser key "data.cache": ... Parser key "protocol": ...
+    Expected ...') as one line: the dotted field, then the last line's reason."""
+    message = str(error)
+    keys = re.findall(r'Parser key "([^"]+)"', message)
+    last = [line for line in message.splitlines() if line.strip()][-1]
+    reason = re.sub(r'Parser key "[^"]+":\s*', "", last).strip()
+    return f"{'.'.join(keys)}: {reason}" if keys else reason
+
+
 def _is_user_error(error: BaseException) -> bool:
-    """saelight's own errors, and ValueErrors raised by saelight code (its check of a config value):
-    printed as one line. Anything else is a bug and keeps its traceback."""
-    if isinstance(error, SaelightError):
+    """saelight's own errors, a value the parser rejects, and ValueErrors raised by saelight code
+    (its check of a config value): printed as one line. Anything else is a bug and keeps its
+    traceback."""
+    if isinstance(error, SaelightError | ArgumentError):
         return True
     if not isinstance(error, ValueError) or error.__traceback__ is None:
         return False
@@ -361,7 +375,8 @@ def main(args: list[str] | None = None) -> None:
     except Exception as error:  # noqa: BLE001 (sorting user errors from bugs)
         if debug or not _is_user_error(error):
             raise
-        print(f"saelight: error: {error}", file=sys.stderr)
+        line = _argument_error_line(error) if isinstance(error, ArgumentError) else error
+        print(f"saelight: error: {line}", file=sys.stderr)
         raise SystemExit(2) from None
 
 

@@ -58,13 +58,32 @@ def test_bad_config_values_stop_before_the_backbone(
     assert not (tmp_path / "models").exists() and not (tmp_path / "cache").exists()
 
 
-def test_an_unknown_cache_protocol_is_refused_by_the_parser(tmp_path: Path) -> None:
-    """A value outside the Literal stops in jsonargparse, before saelight's own check (exit 2,
-    no traceback, the field and the allowed values named; not yet one line)."""
-    done = saelight("fit", "--config", str(TINY), "--data.cache.protocol", "papers", cwd=tmp_path)
-    assert done.returncode == 2 and "Traceback" not in done.stderr
-    assert 'Parser key "protocol"' in done.stderr and "'saelight', 'paper'" in done.stderr
+@pytest.mark.parametrize(
+    ("override", "words"),
+    [
+        (
+            ["--data.cache.protocol", "papers"],
+            ["data.cache.protocol", "'saelight', 'paper'", "papers"],
+        ),
+        (["--data.cache.pooling", "token"], ["data.cache.pooling", "'clip', 'frame'", "token"]),
+        (["--trainer.no_such_field", "1"], ["unrecognized arguments", "--trainer.no_such_field"]),
+    ],
+    ids=["protocol", "pooling", "unknown_field"],
+)
+def test_values_the_parser_rejects_are_one_line(
+    tmp_path: Path, override: list[str], words: list[str]
+) -> None:
+    """A value outside a Literal, or an unknown key, stops in jsonargparse: one line naming the
+    dotted field and what it expected, not the whole usage."""
+    done = saelight("fit", "--config", str(TINY), *override, cwd=tmp_path)
+    one_clear_line(done, *words)
+    assert "usage:" not in done.stderr
     assert not (tmp_path / "models").exists() and not (tmp_path / "cache").exists()
+
+
+def test_a_missing_config_file_is_one_line(tmp_path: Path) -> None:
+    done = saelight("fit", "--config", str(tmp_path / "absent.yaml"), cwd=tmp_path)
+    one_clear_line(done, "config", "absent.yaml", "does not exist")
 
 
 def test_debug_shows_the_traceback(tmp_path: Path) -> None:
