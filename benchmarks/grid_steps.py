@@ -18,6 +18,7 @@ import torch.nn.functional as F
 from steps import PlainTopK, Step
 
 from saelight.sae import SAE
+from saelight.sae.dead_latents import dead_window
 
 
 def grid_of(saes: list[dict], sparsities: list[float] | None, n_layers: int) -> list[dict]:
@@ -57,14 +58,15 @@ def saelight_grid_step(specs: list[dict], d_in: int, data: list[torch.Tensor]) -
     params = [p for sae in saes for p in sae.parameters()]
     opt = torch.optim.Adam(params, lr=1e-3, fused=True)
     counters = [torch.zeros(sae.d_sae, dtype=torch.long) for sae in saes]
+    windows = [dead_window(sae, None) for sae in saes]
     batches = _cycle(data)
 
     def step() -> torch.Tensor:
         x = next(batches)
         opt.zero_grad(set_to_none=True)
         total = x.new_zeros(())
-        for sae, counter in zip(saes, counters, strict=True):
-            out = sae(x, dead_mask=counter >= 100_000)
+        for sae, counter, window in zip(saes, counters, windows, strict=True):
+            out = sae(x, dead_mask=counter >= window)
             total = total + F.mse_loss(out.x_hat.float(), x) + out.aux_loss
             fired = out.codes.fired() if out.codes is not None else (out.z > 0).any(0)
             counter.add_(x.shape[0]).masked_fill_(fired, 0)

@@ -17,32 +17,12 @@ from saelight.grid import GridEntry, build_grid
 from saelight.metrics.reconstruction import FVU, MSE, CosineSimilarity
 from saelight.metrics.sparsity import L0, FeatureDensity
 from saelight.sae.base import SAE
+from saelight.sae.dead_latents import dead_window
 from saelight.sae.schedules import SparsityAnneal, WarmupDecay
 
 # Lightning 2.6's own pytree helper calls `isinstance(treespec, LeafSpec)`, which torch >= 2.10
 # deprecates, on every step: the user can do nothing about it (fixed upstream in Lightning).
 warnings.filterwarnings("ignore", message=r"`isinstance\(treespec, LeafSpec\)` is deprecated")
-
-
-DEAD_AFTER_FIRINGS = 100
-"""Expected firings of an average latent in the default dead window (`dead_window`)."""
-DEAD_AFTER_SAMPLES_UNKNOWN = 100_000
-"""The default dead window of an SAE without a target sparsity (ReLU, JumpReLU: L1/L0-tuned)."""
-
-
-def dead_window(sae: SAE, dead_after_samples: int | None) -> int:
-    """Training rows without a firing after which a latent of `sae` counts as dead.
-
-    `dead_after_samples` if given; else DEAD_AFTER_FIRINGS / (1 - s) rows for a target sparsity
-    s (= 100 · d_sae / k for the TopK family: a latent firing at 1 % of the average rate is
-    still alive, one at the average rate misses that window with probability e^-100).
-    """
-    if dead_after_samples is not None:
-        return dead_after_samples
-    sparsity = sae.target_sparsity
-    if sparsity is None or sparsity >= 1:
-        return DEAD_AFTER_SAMPLES_UNKNOWN
-    return max(1, round(DEAD_AFTER_FIRINGS / (1.0 - sparsity)))
 
 
 def prefer_fused(optimizer: torch.optim.Optimizer) -> torch.optim.Optimizer:

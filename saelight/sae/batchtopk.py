@@ -115,7 +115,7 @@ class BatchTopKSAE(TopKFamilySAE):
     def forward(self, x: Tensor, dead_mask: Tensor | None = None) -> SAEOutput:
         """x: (batch, d_in) -> SAEOutput with batch top-k codes; updates θ in training mode."""
         k = self.active_k
-        sparse = use_sparse(self.sparse, k, self.d_sae)
+        sparse = use_sparse(self.sparse, k, self.d_sae, x.shape[0])
         x_n = self.normalize(x)
         with torch.set_grad_enabled(torch.is_grad_enabled() and not sparse):
             z_pre = self.pre_activation(x_n - self.b_dec)

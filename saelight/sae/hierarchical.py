@@ -107,7 +107,7 @@ class HierarchicalTopKSAE(TopKFamilySAE):
     def forward(self, x: Tensor, dead_mask: Tensor | None = None) -> SAEOutput:
         """x: (batch, d_in) -> SAEOutput at k = max(ks); `aux_loss` carries the other ks."""
         k_max = self.ks[-1]
-        sparse = use_sparse(self.sparse, k_max, self.d_sae)
+        sparse = use_sparse(self.sparse, k_max, self.d_sae, x.shape[0])
         x_n = self.normalize(x)
         vals, idx, p, z_pre = self.select_topk(x_n, k_max, sparse, sorted=True)
         x_hat: Tensor = self.b_dec

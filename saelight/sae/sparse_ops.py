@@ -27,8 +27,12 @@ embedding_bag. Nothing reads a value back to the host off CPU, so CUDA steps do 
 2-core AMX CPU of benchmarks/README.md (bf16 step, fused Adam): at batch 4096, d_sae 6144 the
 sparse step is faster up to k/d_sae = 1/48 (1.9x at 1/192, 1.1x at 1/48); at batch 1024 the
 crossover lies between 1/128 (sparse 2-12% faster) and 1/64 (dense 7-16% faster) for d_sae
-4096-16384. 1/64 favours the large batches SAEs train with. Dense bf16 matmuls are relatively
-cheaper on GPUs, where this was not measured.
+4096-16384. 1/64 favours the large batches SAEs train with. Small steps are another matter
+(benchmarks/README.md, fp32 with the bf16 shortlist, same CPU): at k/d_sae ~1/100 the sparse
+step is 0.76-0.96x the dense one up to batch · d_sae = 2^17 (the paper's batch 16 at d_sae 2048,
+the quickstart's 128 at 512), 0.99-1.19x at 2^18 and 1.15-3.3x above, hence
+`SPARSE_AUTO_MIN_ELEMENTS`. Dense bf16 matmuls are relatively cheaper on GPUs, where this was not
+measured.
 """
 
 from __future__ import annotations
@@ -53,6 +57,9 @@ from saelight.sae.sparse_pattern import (  # noqa: F401 (re-exported: the sparse
 )
 
 SPARSE_AUTO_MAX_DENSITY = 1 / 64
+SPARSE_AUTO_MIN_ELEMENTS = 1 << 18
+"""Smallest batch · d_sae for the auto sparse path: below it the sparse path's fixed costs (the
+pattern, its by-latent sort, the blocked transposes) outweigh the dense matmuls it saves."""
 RERANK_MARGIN = 8
 """Extra bf16 candidates per sample re-ranked in fp32 (see `topk_pre_activations`)."""
 CHUNK_ELEMENTS = 1 << 22
@@ -60,9 +67,13 @@ CHUNK_ELEMENTS = 1 << 22
 so the chunk buffer is recycled from the heap instead of page-faulted in on every step."""
 
 
-def use_sparse(sparse: bool | None, k: int, d_sae: int) -> bool:
-    """The `sparse` switch of the TopK family: None means auto (k/d_sae <= the max density)."""
-    return sparse if sparse is not None else k / d_sae <= SPARSE_AUTO_MAX_DENSITY
+def use_sparse(sparse: bool | None, k: int, d_sae: int, batch: int | None = None) -> bool:
+    """The `sparse` switch of the TopK family: None means auto, i.e. k/d_sae <= the max density
+    and (when `batch` is given) batch · d_sae >= `SPARSE_AUTO_MIN_ELEMENTS`."""
+    if sparse is not None:
+        return sparse
+    big_enough = batch is None or batch * d_sae >= SPARSE_AUTO_MIN_ELEMENTS
+    return k / d_sae <= SPARSE_AUTO_MAX_DENSITY and big_enough
 
 
 def compute_dtype(t: Tensor) -> torch.dtype:

@@ -55,7 +55,7 @@ class TopKSAE(TopKFamilySAE):
     def forward(self, x: Tensor, dead_mask: Tensor | None = None) -> SAEOutput:
         """x: (batch, d_in) -> SAEOutput with AuxK as `aux_loss` (0 when `dead_mask` is None)."""
         k = self.active_k
-        sparse = use_sparse(self.sparse, k, self.d_sae)
+        sparse = use_sparse(self.sparse, k, self.d_sae, x.shape[0])
         x_n = self.normalize(x)
         vals, _, p, z_pre = self.select_topk(x_n, k, sparse)
         x_hat = decode_codes(vals, self.W_dec, p, sparse) + self.b_dec

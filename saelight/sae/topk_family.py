@@ -192,6 +192,8 @@ class TopKFamilySAE(SAE, abstract=True):
         if dead_mask is None or self.aux_k == 0 or self.aux_k_coefficient == 0:
             return zero
         dead = dead_mask.to(device=x_n.device, dtype=torch.bool)
+        if dead.device.type == "cpu" and not bool(dead.any()):
+            return zero  # on CPU the check is free; it saves the masked top-k and its decode
         # The sparse path gathers batch·aux_k decoder rows, several times the main path's
         # batch·k; on CPU a dense pass over just the dead columns is far cheaper, and listing
         # them (a host read-back) costs nothing there. GPUs keep the sync-free masked top-k.

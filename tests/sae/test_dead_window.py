@@ -9,8 +9,9 @@ import pytest
 import torch
 from torch import Tensor
 
-from saelight.module import DEAD_AFTER_FIRINGS, DEAD_AFTER_SAMPLES_UNKNOWN, SAEModule, dead_window
+from saelight.module import SAEModule
 from saelight.sae import ReLUSAE, TopKSAE
+from saelight.sae.dead_latents import DEAD_AFTER_FIRINGS, DEAD_AFTER_SAMPLES_UNKNOWN, dead_window
 
 D_IN, D_SAE = 8, 64
 

@@ -9,6 +9,7 @@ import torch.nn.functional as F
 from saelight.sae import SAE
 from saelight.sae.sparse_ops import (
     SPARSE_AUTO_MAX_DENSITY,
+    SPARSE_AUTO_MIN_ELEMENTS,
     decode_codes,
     gather_codes,
     pattern_from_flat,
@@ -95,3 +96,7 @@ def test_auto_switch() -> None:
     assert use_sparse(True, 2048, 4096) and not use_sparse(False, 1, 4096)
     assert use_sparse(None, int(SPARSE_AUTO_MAX_DENSITY * 1000), 1000)
     assert not use_sparse(None, int(SPARSE_AUTO_MAX_DENSITY * 1000) + 2, 1000)
+    # a small step stays dense (the paper's batch 16 at d_sae 2048, k 20); a large one is sparse
+    assert not use_sparse(None, 20, 2048, batch=16)
+    assert use_sparse(None, 20, 2048, batch=SPARSE_AUTO_MIN_ELEMENTS // 2048)
+    assert use_sparse(True, 20, 2048, batch=16)  # an explicit switch wins
