@@ -11,7 +11,10 @@ Two parts, each interleaved in one run on the CPU at hand (`measure` in steps.py
   summed loss and one Adam as `SAEModule` runs them) vs the same grid of plain dense fp32 SAEs
   and of each peer.
 
-`--no_bf16` leaves out the bf16 rows (on CPUs without native bf16 one bf16 matmul of the shape
+`ONEDNN_MAX_CPU_ISA=AVX2 ATEN_CPU_CAPABILITY=avx2 MKL_ENABLE_INSTRUCTIONS=AVX2` makes oneDNN,
+ATen and MKL use AVX2 kernels only (an AVX2-only CPU's code paths on this silicon; bf16 matmuls
+are then emulated, as on AMD EPYC Rome/Milan), recorded in the JSON. `--no_bf16` leaves out the
+bf16 rows (on CPUs without native bf16 one bf16 matmul of the shape
 takes ~40-90 s). The peers are optional: run with the peers' virtual environment
 (benchmarks/peers/README.md) to include them. Writes as_shipped.json (or `--out`).
 
@@ -23,6 +26,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import json
+import os
 import platform
 import sys
 from pathlib import Path
@@ -49,6 +53,8 @@ from saelight.sae.native_bf16 import cpu_flags, cpu_has_native_bf16  # noqa: E40
 PLAIN = "plain dense fp32 loop"
 SHIPPED = "saelight as shipped (library defaults, fp32)"
 CONFIGS = ("configs/quickstart.yaml", "configs/paper/hubert.yaml")
+ISA_LIMITS = ("ONEDNN_MAX_CPU_ISA", "ATEN_CPU_CAPABILITY", "MKL_ENABLE_INSTRUCTIONS")
+"""Environment variables that make an AMX CPU run as AVX2-only (its emulation, see README)."""
 UNTRAINED_WIDTH = 128  # UntrainedBackbone's hidden_size default, the quickstart's d_in
 
 
@@ -72,6 +78,9 @@ def shape_steps(args: argparse.Namespace, data: list[torch.Tensor]) -> dict:
 
     steps = {PLAIN: plain_step(PlainTopK(sae(sparse=False)), data)}
     steps[SHIPPED] = saelight_step(sae(), data, bf16=False)
+    dead = torch.zeros(6144, dtype=torch.bool)
+    dead[:614] = True  # AuxK on 10 % of the latents, as mid-training
+    steps[SHIPPED + " + AuxK (10 % dead)"] = saelight_step(sae(), data, bf16=False, dead=dead)
     steps["saelight dense path (sparse=False), fp32"] = saelight_step(
         sae(sparse=False), data, bf16=False
     )
@@ -133,6 +142,8 @@ def main() -> None:
         "flags": flags,
         "bf16_shortlist": cpu_has_native_bf16(),
         "threads": torch.get_num_threads(),
+        "torch_cpu_capability": torch.backends.cpu.get_cpu_capability(),
+        "isa_limits": {k: os.environ[k] for k in ISA_LIMITS if k in os.environ},
         "torch": torch.__version__,
         "peers": args.peers,
     }

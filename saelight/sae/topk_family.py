@@ -228,7 +228,10 @@ class TopKFamilySAE(SAE, abstract=True):
             # the main path's shortlist does); under autocast it already runs in its dtype.
             low = shortlist_dtype(self.W_enc, compute_dtype(x_n)) != compute_dtype(x_n)
             with torch.autocast("cpu", dtype=torch.bfloat16, enabled=low):
-                z_dead = torch.addmm(self.b_enc[cols], x_n - self.b_dec, self.W_enc[:, cols])
+                # b_dec enters as the per-latent constant b_enc - b_dec W: its gradient is then a
+                # mat-vec, not a (batch × d_in × dead) matmul back through the centred input.
+                W = self.W_enc[:, cols]
+                z_dead = torch.addmm(self.b_enc[cols] - self.b_dec @ W, x_n, W)
                 if cols.numel() > k_aux:
                     vals, idx = z_dead.topk(k_aux, dim=-1, sorted=False)
                     z_dead = dense_codes(vals.reshape(-1), pattern_from_topk(idx, cols.numel()))
