@@ -1,7 +1,8 @@
 """Framework overhead: `Trainer.fit` of an `SAEModule` vs the same step in a hand-written loop.
 
 Both read the same random-activation cache (written here in the saelight format) through the
-same `CachedBatches` + `ResumableLoader`, train the same TopK SAE (bf16-mixed, fused Adam,
+same `CachedBatches` + `ResumableLoader`, train the same TopK SAE (`--precision`, default the
+shipped 32-true; fused Adam,
 unit-norm decoder, dead-latent counter) and are timed over the same steps after a warm-up; they
 alternate for `--repeats` rounds. `--buffer_rows` (default 8 batches, not the datamodule's 2^20)
 makes the loader read from the memmapped shards every 8 steps inside the timed window. Reported:
@@ -32,6 +33,7 @@ from steps import add_shape_args, load_average
 from saelight.data.batches import CachedBatches, ResumableLoader
 from saelight.module import SAEModule, prefer_fused
 from saelight.sae import TopKSAE
+from saelight.sae.dead_latents import dead_window
 
 
 def loader(reader, args: argparse.Namespace) -> ResumableLoader:
@@ -77,7 +79,7 @@ def lightning_run(reader, args: argparse.Namespace) -> dict[str, float]:
     trainer = L.Trainer(
         accelerator="cpu",
         devices=1,
-        precision="bf16-mixed",
+        precision=args.precision,
         max_epochs=1,
         logger=False,
         enable_progress_bar=False,
@@ -110,8 +112,8 @@ def hand_run(reader, args: argparse.Namespace) -> dict[str, float]:
         elif i > args.warmup:
             wait += time.perf_counter() - t
         opt.zero_grad(set_to_none=True)
-        with torch.autocast("cpu", dtype=torch.bfloat16):
-            out = sae(x, since_fired >= 100_000)
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled="bf16" in args.precision):
+            out = sae(x, since_fired >= dead_window(sae, None))
             loss = F.mse_loss(out.x_hat.float(), x) + out.aux_loss
         since_fired.add_(x.shape[0]).masked_fill_(out.codes.fired(), 0)
         del out
@@ -132,6 +134,7 @@ def main() -> None:
     parser.add_argument("--buffer_rows", type=int, default=1 << 15)
     parser.add_argument("--warmup", type=int, default=3)
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--precision", default="32-true", choices=["32-true", "bf16-mixed"])
     args = parser.parse_args()
     torch.set_float32_matmul_precision("highest")
     load_before = load_average()

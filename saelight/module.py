@@ -241,6 +241,7 @@ class SAEModule(L.LightningModule):
                 logs[f"{e.prefix}/val/{name}"] = metrics[name].compute()
             density = metrics["density"].compute()
             logs[f"{e.prefix}/val/dead_fraction"] = density["dead_fraction"]
+            logs[f"{e.prefix}/val/dead_floor"] = density["dead_floor"]
             logs[f"{e.prefix}/val/dense_fraction"] = density["dense_fraction"]
             self.val_distributions[e.key] = (density["density"], metrics["l0"].histogram())
             for metric in metrics.values():

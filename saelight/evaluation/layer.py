@@ -245,6 +245,7 @@ def reconstruction_scores(sae: SAE, x: np.ndarray, codes: np.ndarray) -> dict[st
         "cosine": float(cosine_similarity(xt, x_hat)),
         "l0": float(l0(z)),
         "dead_fraction": float(density["dead_fraction"]),
+        "dead_floor": float(density["dead_floor"]),
         "dense_fraction": float(density["dense_fraction"]),
     }
 

@@ -6,7 +6,8 @@ Written by the evaluation callback to `<run_dir>/results/results.{json,csv}` and
 - identity: `layer`, `name` ("dense" for the backbone's own pooled activations), `kind`
   ("sae" | "dense"), `architecture`, `d_sae`, `k`, `sparsity` (fraction of zeroed latents,
   1 - L0/d_sae when not configured)
-- reconstruction on test: `mse`, `fvu`, `cosine`, `l0`, `dead_fraction`, `dense_fraction`
+- reconstruction on test: `mse`, `fvu`, `cosine`, `l0`, `dead_fraction`, `dead_floor` (the dead
+  fraction expected on these rows at uniform use, see `feature_density`), `dense_fraction`
 - probes per label: `probe_<label>_acc`, `probe_<label>_f1`, `probe_<label>_acc_delta` (SAE − dense,
   accuracy in [0, 1] units), `ksparse_<label>_acc`, `probe_<label>_confusion`,
   `probe_<label>_classes`, `probe_<label>_clip_correct` (correct test rows per test clip, clips in

@@ -130,6 +130,7 @@ def _feature_density_compute(
     density = fires.double().div(n)
     return {
         "dead_fraction": (fires == 0).double().mean().float(),
+        "dead_floor": (1 - density.mean()).pow(n).float(),
         "dense_fraction": (density > dense_threshold).double().mean().float(),
         "density": density.float(),
     }
@@ -142,14 +143,18 @@ def feature_density(z: Tensor, dense_threshold: float = 0.1) -> dict[str, Tensor
               \text{dead} = \frac{\#\{i : \rho_i = 0\}}{d_{sae}}, \quad
               \text{dense} = \frac{\#\{i : \rho_i > \tau\}}{d_{sae}}
 
-    "Dead" means never fired on the rows seen (so it depends on how much data was seen).
+    "Dead" means never fired on the rows seen (so it depends on how much data was seen):
+    ``dead_floor`` = (1 − ρ̄)^N, ρ̄ the mean of ρ_i, is the dead fraction expected on these N rows
+    if every latent fired at the mean rate. At 99 % sparsity on 100 rows it is 0.37, so a
+    dead fraction near it says "too few rows to tell", not "collapsed".
 
     Args:
         z: codes, ``(..., d_sae)``.
         dense_threshold: τ, a latent firing on more than this fraction of rows is dense.
 
     Returns:
-        ``{"dead_fraction": scalar, "dense_fraction": scalar, "density": (d_sae,)}``, float32.
+        ``{"dead_fraction", "dead_floor", "dense_fraction": scalars, "density": (d_sae,)}``,
+        float32.
 
     Example:
         >>> out = feature_density(torch.tensor([[0.0, 1.0, 2.0], [0.0, 0.0, 3.0]]), 0.5)

@@ -24,6 +24,8 @@ def test_hand_computed() -> None:
     torch.testing.assert_close(out["density"], torch.tensor([0.0, 0.5, 1.0, 0.25]))
     torch.testing.assert_close(out["dead_fraction"], torch.tensor(0.25))
     torch.testing.assert_close(out["dense_fraction"], torch.tensor(0.25))  # 0.5 is not > 0.5
+    # mean density 7/16: a latent firing at that rate misses all 4 rows with (9/16)^4
+    torch.testing.assert_close(out["dead_floor"], torch.tensor((9 / 16) ** 4))
     torch.testing.assert_close(
         log10_density(torch.tensor([0.0, 1e-3])), torch.tensor([-10.0, -3.0])
     )
@@ -55,6 +57,9 @@ def test_streamed_equals_one_shot_equals_numpy() -> None:
         "density": torch.tensor(fires / rows.shape[0], dtype=torch.float32),
         "dead_fraction": torch.tensor(np.mean(fires == 0), dtype=torch.float32),
         "dense_fraction": torch.tensor(np.mean(fires / rows.shape[0] > 0.2), dtype=torch.float32),
+        "dead_floor": torch.tensor(
+            (1 - fires.sum() / rows.size) ** rows.shape[0], dtype=torch.float32
+        ),
     }
     torch.testing.assert_close(m_density.compute(), expected)
     torch.testing.assert_close(feature_density(z, dense_threshold=0.2), expected)
