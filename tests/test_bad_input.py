@@ -46,29 +46,41 @@ def args(root: Path, *extra: str) -> list[str]:
     ("extra", "message"),
     [
         (["--model.bogus", "1"], "unrecognized arguments: --model.bogus"),
-        (["--data.batch_size", "four"], "Expected a <class 'int'>. Got value: four"),
-        (["--data.cache.pooling", "token"], "Expected a typing.Literal\\['clip', 'frame'\\]"),
+        (
+            ["--data.batch_size", "four"],
+            "data.batch_size: Expected a <class 'int'>. Got value: four",
+        ),
+        (
+            ["--data.cache.pooling", "token"],
+            "data.cache.pooling: Expected a typing.Literal\\['clip', 'frame'\\]",
+        ),
         (["--model.d_in", "16"], 'Linked "model.d_in" must be given via "data.d_in"'),
     ],
 )
-def test_config_errors_name_the_key(
-    base: Path, capsys: pytest.CaptureFixture, extra: list[str], message: str
-) -> None:
-    with pytest.raises(SystemExit):
-        make_cli(args(base, *extra), run=False)
-    assert re.search(message, capsys.readouterr().err)
+def test_config_errors_name_the_key(base: Path, extra: list[str], message: str) -> None:
+    """Through the console script: exit 2 and one line naming the key, no usage dump."""
+    done = subprocess.run(
+        [SAELIGHT, "fit", *args(base, *extra)], capture_output=True, text=True, timeout=300
+    )
+    assert done.returncode == 2 and "Traceback" not in done.stderr and "usage:" not in done.stderr
+    (line,) = [ln for ln in done.stderr.splitlines() if ln.startswith("saelight: error:")]
+    assert re.search(message, line), line
 
 
-def test_unknown_key_in_a_yaml_file(
-    base: Path, tmp_path: Path, capsys: pytest.CaptureFixture
-) -> None:
+def test_unknown_key_in_a_yaml_file(base: Path, tmp_path: Path) -> None:
     bad = tmp_path / "bad.yaml"
     bad.write_text(
         CONFIG.read_text().replace("  batch_size: 4", "  batch_size: 4\n  shuffle: true")
     )
-    with pytest.raises(SystemExit):
-        make_cli([*args(base), "--config", str(bad)], run=False)
-    assert "shuffle" in capsys.readouterr().err
+    done = subprocess.run(
+        [SAELIGHT, "fit", *args(base), "--config", str(bad)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 2
+    (line,) = [ln for ln in done.stderr.splitlines() if ln.startswith("saelight: error:")]
+    assert "shuffle" in line and "data" in line, line
 
 
 SAES = '[{"class_path": "saelight.sae.TopKSAE", "init_args": {"d_sae": 64, "k": 100}}]'

@@ -81,11 +81,19 @@ def test_config_parses(parse, path: Path) -> None:  # noqa: ANN001
     assert config.model.saes and config.data.cache.init_args.directory
 
 
-def test_vocalset_root_is_required(parse, capsys: pytest.CaptureFixture) -> None:  # noqa: ANN001
-    with pytest.raises(SystemExit):
-        parse(["--config", str(ROOT / "configs/paper/hubert.yaml")])
-    err = capsys.readouterr().err
-    assert "the following arguments are required: root" in err
+def test_vocalset_root_is_required(tmp_path: Path) -> None:
+    """Through the console script: one line naming the missing field."""
+    saelight = str(Path(sys.executable).with_name("saelight"))
+    done = subprocess.run(
+        [saelight, "fit", "--config", str(ROOT / "configs/paper/hubert.yaml")],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    (line,) = [ln for ln in done.stderr.splitlines() if ln.startswith("saelight: error:")]
+    assert "data.cache.source" in line and "the following arguments are required: root" in line
 
 
 @pytest.mark.parametrize("name", sorted(PAPER))

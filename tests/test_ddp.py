@@ -100,7 +100,7 @@ def _val_metrics(run: Path) -> pd.DataFrame:
 
 def test_ddp_metrics_and_weights_match_single_process(runs: dict[str, Path]) -> None:
     ours, theirs = _val_metrics(runs["ddp"]), _val_metrics(runs["single"])
-    assert ours.shape == theirs.shape == (3, 24)
+    assert ours.shape == theirs.shape == (3, 28)
     np.testing.assert_allclose(ours.to_numpy(), theirs.to_numpy(), rtol=1e-5, atol=1e-6)
     ca, cb = (
         torch.load(runs[r] / "checkpoints" / "last.ckpt", weights_only=True)
