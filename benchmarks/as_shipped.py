@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import inspect
 import json
 import os
 import platform
@@ -55,7 +56,8 @@ SHIPPED = "saelight as shipped (library defaults, fp32)"
 CONFIGS = ("configs/quickstart.yaml", "configs/paper/hubert.yaml")
 ISA_LIMITS = ("ONEDNN_MAX_CPU_ISA", "ATEN_CPU_CAPABILITY", "MKL_ENABLE_INSTRUCTIONS")
 """Environment variables that make an AMX CPU run as AVX2-only (its emulation, see README)."""
-UNTRAINED_WIDTH = 128  # UntrainedBackbone's hidden_size default, the quickstart's d_in
+BASE_WIDTH = 768
+"""Hidden size of every pretrained (base-size) backbone the paper configs name."""
 
 
 def peers() -> list[str]:
@@ -94,16 +96,24 @@ def shape_steps(args: argparse.Namespace, data: list[torch.Tensor]) -> dict:
     return steps
 
 
+def backbone_width(spec: dict) -> int:
+    """d_in of a config's backbone: its `hidden_size`, else UntrainedBackbone's default for an
+    untrained one (read from its signature), else `BASE_WIDTH`."""
+    given = spec.get("init_args", {}).get("hidden_size")
+    if given or "Untrained" not in spec["class_path"]:
+        return int(given or BASE_WIDTH)
+    from saelight.backbones.untrained import UntrainedBackbone
+
+    return int(inspect.signature(UntrainedBackbone).parameters["hidden_size"].default)
+
+
 def config_grid(path: str) -> tuple[list[dict], int, int, int]:
     """(per-SAE init args, d_in, d_sae, batch) of a shipped config's grid."""
     cfg = load_with_bases(HERE.parent / path)
     data, model = cfg["data"], cfg["model"]
     layers = data["cache"]["backbone"].get("init_args", {}).get("layers", [3, 12])
-    hidden = data["cache"]["backbone"].get("init_args", {}).get("hidden_size")
-    d_in = hidden or (
-        UNTRAINED_WIDTH if "Untrained" in data["cache"]["backbone"]["class_path"] else 768
-    )
-    specs = grid_of(model["saes"], model.get("sparsities"), len(layers))
+    d_in = backbone_width(data["cache"]["backbone"])
+    specs = grid_of(model["saes"], model.get("sparsities"), len(layers), d_in)
     return specs, d_in, specs[0]["d_sae"], int(data.get("batch_size", 256))
 
 

@@ -21,19 +21,20 @@ from saelight.sae import SAE
 from saelight.sae.dead_latents import dead_window
 
 
-def grid_of(saes: list[dict], sparsities: list[float] | None, n_layers: int) -> list[dict]:
-    """One dict per grid SAE: class_path, init_args (k resolved from the sparsity), d_sae, k."""
+def grid_of(
+    saes: list[dict], sparsities: list[float] | None, n_layers: int, d_in: int
+) -> list[dict]:
+    """One dict per grid SAE: class_path, init_args (with the grid sparsity), and the d_sae and
+    k the built SAE has (its class resolves the sparsity and supplies unset defaults)."""
     specs = []
     for _ in range(n_layers):
         for spec in saes:
-            init = dict(spec.get("init_args", {}))
-            d_sae = int(init.get("d_sae", 2048))
             for s in sparsities or [None]:
-                args = {**init, "sparsity": s} if s is not None else init
-                k = int((1 - s) * d_sae) if s is not None else int(init["k"])
-                specs.append(
-                    {"class_path": spec["class_path"], "init_args": args, "d_sae": d_sae, "k": k}
-                )
+                init = dict(spec.get("init_args", {}))
+                args = {**init, "k": None, "sparsity": s} if s is not None else init
+                entry = {"class_path": spec["class_path"], "init_args": args}
+                sae = build(entry, d_in)
+                specs.append({**entry, "d_sae": sae.d_sae, "k": sae.k})
     return specs
 
 

@@ -91,7 +91,7 @@ class SAEModule(L.LightningModule):
         self.saes, self.grid = build_grid(saes, sparsities, d_in, self.layers)
         self.d_in = d_in
         self.optimizer_factory, self.lr_schedule = optimizer, lr_schedule
-        self.sparsity_schedule, self.dead_after_samples = sparsity_schedule, dead_after_samples
+        self.sparsity_schedule = sparsity_schedule
         self.nonfinite = nonfinite
         self.targets = {e.key: self.sae(e).sparsity_knob for e in self.grid}
         self.dead_windows = {e.key: dead_window(self.sae(e), dead_after_samples) for e in self.grid}

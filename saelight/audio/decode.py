@@ -8,13 +8,16 @@ clip or abort is the cache builder's decision, not the source's.
 from __future__ import annotations
 
 import os
-from typing import BinaryIO
+from collections.abc import Callable
+from typing import Any, BinaryIO, TypeVar
 
 import numpy as np
 import soundfile as sf
 import soxr
 
 from saelight.audio.base import BadAudioError
+
+T = TypeVar("T")
 
 SILENCE_PEAK = 1e-4
 """Peak amplitude (-80 dBFS) below which a waveform counts as silent: 16-bit dither is ~3e-5."""
@@ -55,15 +58,22 @@ def load_audio(
     Raises:
         BadAudioError: the file does not exist, cannot be read or is not audio.
     """
+    data, file_sr = _soundfile(lambda f: sf.read(f, dtype="float32", always_2d=True), path, where)
+    return resample(data.mean(axis=1), int(file_sr), sample_rate)
+
+
+def _soundfile(
+    read: Callable[[Any], T], path: str | os.PathLike[str] | BinaryIO, where: str | None
+) -> T:
+    """`read(path)` (a soundfile call), its failures as one `BadAudioError` naming the file."""
     name = where if where is not None else str(path)
     # Said plainly: libsndfile reports a missing file as "System error." after the path again.
     if isinstance(path, str | os.PathLike) and not os.path.isfile(path):
         raise BadAudioError(f"{name}: does not exist; expected an audio file")
     try:
-        data, file_sr = sf.read(path, dtype="float32", always_2d=True)
+        return read(path)
     except (sf.LibsndfileError, RuntimeError, OSError, TypeError) as err:
         raise BadAudioError(f"{name}: unreadable file or not audio ({err})") from err
-    return resample(data.mean(axis=1), int(file_sr), sample_rate)
 
 
 def file_rate(path: str | os.PathLike[str] | BinaryIO, *, where: str | None = None) -> int:
@@ -76,13 +86,7 @@ def file_rate(path: str | os.PathLike[str] | BinaryIO, *, where: str | None = No
     Raises:
         BadAudioError: the file does not exist, cannot be read or is not audio.
     """
-    name = where if where is not None else str(path)
-    if isinstance(path, str | os.PathLike) and not os.path.isfile(path):
-        raise BadAudioError(f"{name}: does not exist; expected an audio file")
-    try:
-        return int(sf.info(path).samplerate)
-    except (sf.LibsndfileError, RuntimeError, OSError, TypeError) as err:
-        raise BadAudioError(f"{name}: unreadable file or not audio ({err})") from err
+    return int(_soundfile(lambda f: sf.info(f).samplerate, path, where))
 
 
 def validate_waveform(

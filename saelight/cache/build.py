@@ -28,7 +28,7 @@ from saelight.cache.lock import CacheLock, process_rank
 from saelight.cache.options import check_cache_options
 from saelight.cache.parts import covered, extract_then_merge, merge, read_parts, todo
 from saelight.cache.reader import CacheReader
-from saelight.cache.rows import EGEMAPS_RATE, row_metadata, segment_egemaps
+from saelight.cache.rows import EGEMAPS_RATE, load_waves, row_metadata, segment_egemaps
 from saelight.cache.segments import Segment, plan_segments
 from saelight.cache.writer import ShardWriter
 from saelight.io.progress import progress as progress_bar
@@ -326,7 +326,7 @@ class ActivationCache:
         `egemaps`) of clip number `index`, whole file first, or why the clip is unusable."""
         sr = self.backbone.sample_rate
         try:
-            wave = self.source.load(clip, sr)
+            wave, native = load_waves(self.source, clip, sr, egemaps and clip.split == "test")
             where = clip.path or clip.clip_id
             validate_waveform(wave, sr, min_samples=self.backbone.min_samples, where=where)
             segments = plan_segments(
@@ -340,7 +340,7 @@ class ActivationCache:
                 index=index,
             )
             factors = [
-                segment_egemaps(self.source, clip, seg, wave, sr)
+                segment_egemaps(seg, native, len(wave), sr)
                 if egemaps and seg.split == "test"
                 else {}
                 for seg in segments

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from saelight.audio.base import AudioSource, Clip
-from saelight.audio.decode import crop_or_pad
+from saelight.audio.decode import crop_or_pad, resample
 from saelight.backbones.base import Backbone
 from saelight.cache.format import factor_column, label_column
 from saelight.cache.segments import Segment
@@ -26,32 +26,45 @@ EGEMAPS_RATE = "source"
 """`extraction.egemaps_rate` of a cache: eGeMAPS on the source's own rate (see module doc)."""
 
 
-def segment_egemaps(
-    source: AudioSource, clip: Clip, seg: Segment, wave: np.ndarray, sample_rate: int
-) -> dict[str, float]:
-    """The 88 eGeMAPSv02 factor columns (`factor_egemaps_<name>`) of segment `seg` of `clip`.
+def load_waves(
+    source: AudioSource, clip: Clip, sample_rate: int, native: bool
+) -> tuple[np.ndarray, tuple[np.ndarray, int]]:
+    """(the clip at `sample_rate`, (the clip at its own rate, that rate)), decoded once.
 
-    The clip is loaded again at `source.native_rate(clip)` (when that differs from the backbone's
-    `sample_rate`) and the segment's span is cut in seconds at that rate, zero-padded past the
-    file's end like the backbone's segment; a whole-file segment takes the whole file.
+    With `native` (a test clip whose eGeMAPS are wanted) and a known `source.native_rate(clip)`
+    the clip is loaded at its own rate and resampled here, which is what `source.load` does at
+    `sample_rate` for every built-in source (decode, then one soxr resample); otherwise it is
+    loaded at `sample_rate` only and serves as both.
+    """
+    rate = source.native_rate(clip) if native else None
+    if rate is None or rate == sample_rate:
+        wave = source.load(clip, sample_rate)
+        return wave, (wave, sample_rate)
+    at_rate = source.load(clip, rate)
+    return resample(at_rate, rate, sample_rate), (at_rate, rate)
+
+
+def segment_egemaps(
+    seg: Segment, native: tuple[np.ndarray, int], n_samples: int, sample_rate: int
+) -> dict[str, float]:
+    """The 88 eGeMAPSv02 factor columns (`factor_egemaps_<name>`) of segment `seg`.
+
+    The segment's span is cut in seconds from the clip at its own rate (`load_waves`),
+    zero-padded past the file's end like the backbone's segment; a whole-file segment takes the
+    whole file.
 
     Args:
-        source: the clip's source.
-        clip: the clip.
         seg: the segment, in samples at `sample_rate`.
-        wave: the clip at `sample_rate` (used as is when the native rate is unknown or equal).
+        native: (the clip at its own rate, that rate), from `load_waves`.
+        n_samples: the clip's length at `sample_rate`.
         sample_rate: the backbone's rate.
-
-    Raises:
-        BadAudioError: the clip cannot be loaded at its own rate.
     """
     from saelight.audio.egemaps import egemaps_functionals
 
-    rate = source.native_rate(clip) or sample_rate
-    native = wave if rate == sample_rate else source.load(clip, rate)
+    wave, rate = native
     start = round(seg.start * rate / sample_rate)
-    end = len(native) if seg.end == len(wave) else round(seg.end * rate / sample_rate)
-    functionals = egemaps_functionals(crop_or_pad(native, end - start, start), rate)
+    end = len(wave) if seg.end == n_samples else round(seg.end * rate / sample_rate)
+    functionals = egemaps_functionals(crop_or_pad(wave, end - start, start), rate)
     return {factor_column(f"egemaps_{k}"): v for k, v in functionals.items()}
 
 

@@ -226,7 +226,8 @@ class TopKFamilySAE(SAE, abstract=True):
                 return None
             # An fp32 step runs this auxiliary pass in bf16 where the CPU has native bf16 (as
             # the main path's shortlist does); under autocast it already runs in its dtype.
-            low = shortlist_dtype(self.W_enc, compute_dtype(x_n)) != compute_dtype(x_n)
+            compute = compute_dtype(x_n)
+            low = shortlist_dtype(self.W_enc, compute) != compute
             with torch.autocast("cpu", dtype=torch.bfloat16, enabled=low):
                 # b_dec enters as the per-latent constant b_enc - b_dec W: its gradient is then a
                 # mat-vec, not a (batch × d_in × dead) matmul back through the centred input.

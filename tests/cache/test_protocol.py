@@ -176,3 +176,9 @@ def test_egemaps_are_computed_at_the_source_rate(tmp_path: Path) -> None:
     others = meta[meta["split"] != "test"]
     assert others[columns].isna().all().all()  # train, val and the test heads get none
     assert set(others["split"]) == {"train", "val", TEST_HEAD}
+    # the test clips are decoded once at 44.1 kHz and resampled: the activations are those of a
+    # cache that loads them at 16 kHz directly
+    plain = build(tmp_path / "p", source=source, backbone=backbone, protocol="paper")
+    np.testing.assert_array_equal(
+        reader.read(reader.split_rows("test")), plain.read(plain.split_rows("test"))
+    )
