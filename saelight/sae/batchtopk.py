@@ -15,7 +15,7 @@ from saelight.sae.sparse_ops import (
     pattern_from_flat,
     use_sparse,
 )
-from saelight.sae.topk_family import TopKFamilySAE, resolve_k
+from saelight.sae.topk_family import AUX_K_ROWS, TopKFamilySAE, resolve_k
 
 
 def batch_topk_indices(z_pre: Tensor, k: int) -> Tensor:
@@ -58,6 +58,7 @@ class BatchTopKSAE(TopKFamilySAE):
         sparsity: float | None = None,
         aux_k: int = 256,
         aux_k_coefficient: float = 1 / 32,
+        aux_k_rows: int | None = AUX_K_ROWS,
         threshold_momentum: float = 0.99,
         sparse: bool | None = None,
         **kwargs: Any,
@@ -71,6 +72,7 @@ class BatchTopKSAE(TopKFamilySAE):
             sparsity: fraction of inactive latents, k = int((1 - sparsity) * d_sae).
             aux_k: dead latents used by the AuxK loss.
             aux_k_coefficient: AuxK weight α; 0 disables AuxK.
+            aux_k_rows: rows of each batch AuxK reconstructs (evenly spaced); None = all.
             threshold_momentum: EMA momentum of the inference threshold θ, in [0, 1).
             sparse: sparse decoder and backward; None = auto (k / d_sae <= 1/64).
             **kwargs: the common switches of `SAE`.
@@ -80,7 +82,7 @@ class BatchTopKSAE(TopKFamilySAE):
         if not 0 <= threshold_momentum < 1:
             raise ValueError(f"threshold_momentum must be in [0, 1), got {threshold_momentum}")
         configured = {} if sparsity is None else {self.k: sparsity}
-        self._init_topk_family(aux_k, aux_k_coefficient, sparse, configured)
+        self._init_topk_family(aux_k, aux_k_coefficient, aux_k_rows, sparse, configured)
         self.threshold_momentum = threshold_momentum
         self.register_buffer("threshold", torch.zeros(()))
 

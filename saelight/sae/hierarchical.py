@@ -16,7 +16,7 @@ from torch import Tensor
 
 from saelight.sae.base import SAE, SAEOutput
 from saelight.sae.sparse_ops import SparseCodes, decode_codes, pattern_from_topk, use_sparse
-from saelight.sae.topk_family import TopKFamilySAE, resolve_k
+from saelight.sae.topk_family import AUX_K_ROWS, TopKFamilySAE, resolve_k
 
 
 def resolve_ks(ks: list[int] | None, sparsities: list[float] | None, d_sae: int) -> list[int]:
@@ -64,6 +64,7 @@ class HierarchicalTopKSAE(TopKFamilySAE):
         k: int | None = None,
         aux_k: int = 256,
         aux_k_coefficient: float = 1 / 32,
+        aux_k_rows: int | None = AUX_K_ROWS,
         sparse: bool | None = None,
         **kwargs: Any,
     ) -> None:
@@ -77,6 +78,7 @@ class HierarchicalTopKSAE(TopKFamilySAE):
             k: the k used by `encode`; None = max of the ladder.
             aux_k: dead latents used by the AuxK loss.
             aux_k_coefficient: AuxK weight α; 0 disables AuxK.
+            aux_k_rows: rows of each batch AuxK reconstructs (evenly spaced); None = all.
             sparse: sparse decoder and backward; None = auto (max(ks) / d_sae <= 1/64).
             **kwargs: the common switches of `SAE`.
         """
@@ -84,7 +86,7 @@ class HierarchicalTopKSAE(TopKFamilySAE):
         self.ks = resolve_ks(ks, sparsities, d_sae)
         self.k = self.ks[-1] if k is None else resolve_k(k, None, d_sae)
         configured = {resolve_k(None, s, d_sae): s for s in sparsities or []}
-        self._init_topk_family(aux_k, aux_k_coefficient, sparse, configured)
+        self._init_topk_family(aux_k, aux_k_coefficient, aux_k_rows, sparse, configured)
 
     @classmethod
     def sparsity_init_args(cls, sparsity: float) -> dict[str, Any]:

@@ -8,7 +8,7 @@ from torch import Tensor
 
 from saelight.sae.base import SAEOutput
 from saelight.sae.sparse_ops import SparseCodes, decode_codes, use_sparse
-from saelight.sae.topk_family import TopKFamilySAE, resolve_k
+from saelight.sae.topk_family import AUX_K_ROWS, TopKFamilySAE, resolve_k
 
 
 class TopKSAE(TopKFamilySAE):
@@ -30,6 +30,7 @@ class TopKSAE(TopKFamilySAE):
         sparsity: float | None = None,
         aux_k: int = 256,
         aux_k_coefficient: float = 1 / 32,
+        aux_k_rows: int | None = AUX_K_ROWS,
         sparse: bool | None = None,
         **kwargs: Any,
     ) -> None:
@@ -42,6 +43,7 @@ class TopKSAE(TopKFamilySAE):
             sparsity: fraction of inactive latents, k = int((1 - sparsity) * d_sae).
             aux_k: dead latents used by the AuxK loss (Gao et al. use 512 at d_sae 2^15+).
             aux_k_coefficient: AuxK weight α (Gao et al.: 1/32); 0 disables AuxK.
+            aux_k_rows: rows of each batch AuxK reconstructs (evenly spaced); None = all.
             sparse: sparse decoder and sparse backward (saelight.sae.sparse_ops); None = auto,
                 on when k / d_sae <= `SPARSE_AUTO_MAX_DENSITY` (1/64).
             **kwargs: the common switches of `SAE` (decoder_bias, unit_norm_decoder,
@@ -50,7 +52,7 @@ class TopKSAE(TopKFamilySAE):
         super().__init__(d_in, d_sae, **kwargs)
         self.k = resolve_k(k, sparsity, d_sae)
         configured = {} if sparsity is None else {self.k: sparsity}
-        self._init_topk_family(aux_k, aux_k_coefficient, sparse, configured)
+        self._init_topk_family(aux_k, aux_k_coefficient, aux_k_rows, sparse, configured)
 
     def forward(self, x: Tensor, dead_mask: Tensor | None = None) -> SAEOutput:
         """x: (batch, d_in) -> SAEOutput with AuxK as `aux_loss` (0 when `dead_mask` is None)."""

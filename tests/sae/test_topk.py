@@ -7,6 +7,7 @@ import torch
 import torch.nn.functional as F
 
 from saelight.sae import TopKSAE
+from saelight.sae.topk_family import aux_rows
 
 D_IN, D_SAE, K, BATCH = 16, 64, 4, 32
 
@@ -120,6 +121,41 @@ def test_auxk(sparse: bool) -> None:
     assert sae.W_dec.grad is not None
     live_rows = sae.W_dec.grad[~dead]
     assert live_rows.abs().sum() == 0 and sae.W_dec.grad[dead].abs().sum() > 0
+
+
+@pytest.mark.usefixtures("fp32_only")
+@pytest.mark.parametrize("sparse", [False, True])
+def test_auxk_on_a_row_subset_is_the_loss_of_those_rows(sparse: bool) -> None:
+    """aux_k_rows=m: the AuxK loss of every s-th row, s = ceil(batch / m), as if alone."""
+    x = data(batch=50)
+    dead = torch.zeros(D_SAE, dtype=torch.bool)
+    dead[1::3] = True
+    sae = make(aux_k=8, sparse=sparse, aux_k_rows=16)
+    sae.initialize_from_data(x)
+    rows = x[::4]  # ceil(50 / 16) = 4: rows 0, 4, ..., 48 (13 of them)
+    torch.testing.assert_close(sae(x, dead).aux_loss, reference_auxk(sae, rows, dead, 8))
+    assert not torch.allclose(sae(x, dead).aux_loss, reference_auxk(sae, x, dead, 8))
+    sae.aux_k_rows = None
+    torch.testing.assert_close(sae(x, dead).aux_loss, reference_auxk(sae, x, dead, 8))
+
+
+@pytest.mark.parametrize(
+    ("batch", "cap", "expected"),
+    [(4096, 1024, 1024), (4097, 1024, 820), (1024, 1024, 1024), (100, None, 100), (7, 2, 2)],
+)
+def test_aux_rows_take_at_most_the_cap_spread_over_the_batch(
+    batch: int, cap: int | None, expected: int
+) -> None:
+    picked = torch.arange(batch)[aux_rows(batch, cap)]
+    assert len(picked) == expected and picked[0] == 0
+    assert cap is None or len(picked) <= cap
+    gaps = picked.diff().unique()
+    assert len(gaps) <= 1  # evenly spaced
+
+
+def test_aux_k_rows_must_be_positive() -> None:
+    with pytest.raises(ValueError, match="aux_k_rows must be >= 1"):
+        make(aux_k_rows=0)
 
 
 @pytest.mark.usefixtures("fp32_only")
