@@ -18,6 +18,7 @@ from saelight.metrics.reconstruction import FVU, MSE, CosineSimilarity
 from saelight.metrics.sparsity import L0, FeatureDensity
 from saelight.sae.base import SAE
 from saelight.sae.dead_latents import dead_window
+from saelight.sae.resample import resample_dead_latents
 from saelight.sae.schedules import SparsityAnneal, WarmupDecay
 
 # Lightning 2.6's own pytree helper calls `isinstance(treespec, LeafSpec)`, which torch >= 2.10
@@ -69,6 +70,9 @@ class SAEModule(L.LightningModule):
             in which a latent used at the SAE's average rate fires `DEAD_AFTER_FIRINGS` times
             (`dead_window`), so the window follows k/d_sae instead of a fixed count that a
             clip-level run of a few thousand rows never reaches (AuxK would never start).
+        resample_dead_until: for this fraction of the training steps, a latent that misses its
+            dead window is re-initialised on a residual of the batch (`resample_dead_latents`)
+            and gets a new window; afterwards latents may die. 0 turns resampling off.
         nonfinite: "error" stops on a NaN/Inf batch; "skip" drops such rows (counted in the logs).
     """
 
@@ -82,11 +86,18 @@ class SAEModule(L.LightningModule):
         lr_schedule: WarmupDecay | None = None,
         sparsity_schedule: SparsityAnneal | None = None,
         dead_after_samples: int | None = None,
+        resample_dead_until: float = 0.8,
         nonfinite: str = "error",
     ) -> None:
         super().__init__()
         if nonfinite not in ("error", "skip"):
             raise ValueError(f"model.nonfinite must be 'error' or 'skip', got {nonfinite!r}")
+        if not 0 <= resample_dead_until <= 1:
+            raise ValueError(
+                f"model.resample_dead_until must be in [0, 1], got {resample_dead_until}"
+            )
+        self.resample_dead_until = resample_dead_until
+        self._last_batch: Tensor | None = None
         self.layers = list(layers) if layers else [0]
         self.saes, self.grid = build_grid(saes, sparsities, d_in, self.layers)
         self.d_in = d_in
@@ -177,6 +188,7 @@ class SAEModule(L.LightningModule):
 
     def training_step(self, batch: dict[str, Tensor], batch_idx: int) -> Tensor:
         x = self._clean(batch["x"])
+        self._last_batch = x.detach()
         log_now = self.global_step % max(self.trainer.log_every_n_steps, 1) == 0
         total = x.new_zeros(())
         world = self.trainer.world_size
@@ -219,6 +231,26 @@ class SAEModule(L.LightningModule):
         # checkpoint would hold the un-normalised decoder and a resumed run would drift from it.
         for e in self.grid:
             self.sae(e).normalize_decoder()
+        self._resample_dead()
+
+    def _resample_dead(self) -> None:
+        """Re-initialises the latents past their dead window, early in training (see
+        `resample_dead_until`), on the global batch so that every rank does the same."""
+        x, self._last_batch = self._last_batch, None
+        until = self.resample_dead_until * self.trainer.estimated_stepping_batches
+        if x is None or self.global_step > until:
+            return
+        dead = {e.key: self.since_fired(e) >= self.dead_windows[e.key] for e in self.grid}
+        if not any(bool(d.any()) for d in dead.values()):
+            return
+        if self.trainer.world_size > 1:
+            x = self.all_gather(x).flatten(0, 1)
+        optimizer = self.trainer.optimizers[0] if self.trainer.optimizers else None
+        for i, e in enumerate(self.grid):
+            g = torch.Generator(device=x.device).manual_seed(self.global_step * 1009 + i)
+            n = resample_dead_latents(self.sae(e), x[:, e.layer_pos], dead[e.key], optimizer, g)
+            if n:
+                self.since_fired(e).masked_fill_(dead[e.key], 0)
 
     def validation_step(self, batch: dict[str, Tensor], batch_idx: int) -> None:
         x = self._clean(batch["x"])

@@ -1,4 +1,5 @@
-"""The dead-latent window follows each SAE's k/d_sae, so AuxK starts within a short run."""
+"""The dead-latent window follows each SAE's k/d_sae, so AuxK (and resampling) start within a
+short run."""
 
 from __future__ import annotations
 
@@ -29,7 +30,9 @@ def batches(n: int, seed: int) -> list[dict[str, Tensor]]:
     return [{"x": torch.randn(32, 1, D_IN, generator=g)} for _ in range(n)]
 
 
-def fit(dead_after_samples: int | None) -> tuple[SAEModule, dict[str, float]]:
+def fit(
+    dead_after_samples: int | None, resample_dead_until: float = 0.0
+) -> tuple[SAEModule, dict[str, float]]:
     """40 steps of 32 rows (1 280 rows) of a TopK SAE at 75 % sparsity: window 400 rows."""
     torch.manual_seed(0)
     module = SAEModule(
@@ -38,6 +41,7 @@ def fit(dead_after_samples: int | None) -> tuple[SAEModule, dict[str, float]]:
         d_in=D_IN,
         layers=[0],
         dead_after_samples=dead_after_samples,
+        resample_dead_until=resample_dead_until,
     )
     sae = module.sae(module.grid[0])
     with torch.no_grad():  # latents 0..15 can never win the top-k: they are born dead
@@ -80,3 +84,18 @@ def test_auxk_starts_once_a_latent_missed_the_window() -> None:
     assert auto["dead"] >= 16 / D_SAE
     _, fixed = fit(100_000)  # the old fixed window: AuxK never starts in a run this short
     assert fixed["first_aux_step"] == -1 and fixed["dead"] == 0
+
+
+@pytest.mark.usefixtures("fp32_only")
+def test_dead_latents_are_resampled_early_in_training_and_then_fire() -> None:
+    module, result = fit(None, resample_dead_until=0.5)
+    sae = module.sae(module.grid[0])
+    # Born dead, they miss the 400-row window after step 12 (416 rows) and are re-initialised
+    # then, within the first half of the 40 steps: b_enc back to 0, a fresh window, no AuxK.
+    assert result["first_aux_step"] == -1 and result["dead"] == 0
+    assert bool((sae.b_enc[:16] > -1).all())
+    x = torch.cat([b["x"][:, 0] for b in batches(40, 1)])
+    fired = (sae.encode(x) > 0).any(0)
+    assert int(fired[:16].sum()) >= 12
+    _, off = fit(None, resample_dead_until=0.0)
+    assert off["dead"] >= 16 / D_SAE
