@@ -238,13 +238,15 @@ class SAEModule(L.LightningModule):
         `resample_dead_until`), on the global batch so that every rank does the same."""
         x, self._last_batch = self._last_batch, None
         until = self.resample_dead_until * self.trainer.estimated_stepping_batches
-        if x is None or self.global_step > until:
+        if x is None or self.global_step >= until:
             return
         dead = {e.key: self.since_fired(e) >= self.dead_windows[e.key] for e in self.grid}
         if not any(bool(d.any()) for d in dead.values()):
             return
         if self.trainer.world_size > 1:
-            x = self.all_gather(x).flatten(0, 1)
+            # all_gather needs equal shapes; rows dropped as non-finite may differ per rank.
+            rows = int(self.all_gather(torch.tensor(x.shape[0], device=x.device)).min())
+            x = self.all_gather(x[:rows]).flatten(0, 1)
         optimizer = self.trainer.optimizers[0] if self.trainer.optimizers else None
         for i, e in enumerate(self.grid):
             g = torch.Generator(device=x.device).manual_seed(self.global_step * 1009 + i)

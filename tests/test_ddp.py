@@ -1,5 +1,6 @@
 """DDP on 2 CPU processes (gloo) through the real CLI: the ranks split the cache extraction and the
-training rows, and the run matches a 1-process run with the same global batch (4 = 2 ranks x 2)."""
+training rows, and the run (dead-latent resampling included) matches a 1-process run with the same
+global batch (4 = 2 ranks x 2)."""
 
 import json
 import os
@@ -44,7 +45,10 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     base = tmp_path_factory.getbasetemp()
     models = ["--data.cache.backbone.init_args.save_dir", str(base / "tiny_models")]
     cache = ["--data.cache.directory", str(base / "tiny_cache"), *models]
-    common = ["--config", str(CONFIG), f"--trainer.callbacks+={RECORD}"]
+    # A window of 8 rows (2 global batches): latents die and are resampled on the global batch,
+    # which every rank must gather alike for the runs to match.
+    resample = ["--model.dead_after_samples", "8"]
+    common = ["--config", str(CONFIG), f"--trainer.callbacks+={RECORD}", *resample]
     main(["cache", "--config", str(CONFIG), "--trainer.default_root_dir", str(base), *cache])
     single, ddp = tmp_path_factory.mktemp("single"), tmp_path_factory.mktemp("ddp")
     with pytest.MonkeyPatch.context() as mp:
