@@ -44,6 +44,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from saelight.sae.native_bf16 import shortlist_dtype
+from saelight.sae.shortlist import shortlist_indices
 from saelight.sae.sparse_pattern import (  # noqa: F401 (re-exported: the sparse path's API)
     TRANSPOSE_BLOCK,
     Pattern,
@@ -136,22 +137,29 @@ def exact_pre_activations(
     return (dots + bias[cols]).view(batch, n)
 
 
-def _topk_matmul(x: Tensor, b_dec: Tensor, W: Tensor, b: Tensor, n: int, sorted: bool):
+def _topk_matmul(
+    x: Tensor, b_dec: Tensor, W: Tensor, b: Tensor, n: int, sorted: bool, shortlist: bool = False
+):
     """Top n per row of (x - b_dec) W + b, computed in W's dtype; in row chunks on CPU, where
-    each chunk's centred input and pre-activations are cache-sized temporaries."""
+    each chunk's centred input and pre-activations are cache-sized temporaries. A bf16
+    `shortlist` there returns only indices (values None), from `shortlist_indices`."""
     batch, d_sae = x.shape[0], W.shape[1]
     rows = max(1, CHUNK_ELEMENTS // d_sae) if x.device.type == "cpu" else batch
     if rows >= batch:
         z_pre = torch.addmm(b, (x - b_dec).to(W.dtype), W)
         return (*z_pre.topk(n, dim=-1, sorted=sorted), z_pre)
-    values = W.new_empty(batch, n)
+    shortlist = shortlist and W.dtype == torch.bfloat16
+    values = None if shortlist else W.new_empty(batch, n)
     idx = torch.empty(batch, n, dtype=torch.long, device=x.device)
     chunk = W.new_empty(rows, d_sae)
     for lo in range(0, batch, rows):
         hi = min(lo + rows, batch)
         x_c = (x[lo:hi] - b_dec).to(W.dtype)
         z = torch.addmm(b, x_c, W, out=chunk[: hi - lo])
-        torch.topk(z, n, dim=-1, sorted=sorted, out=(values[lo:hi], idx[lo:hi]))
+        if values is None:
+            idx[lo:hi] = shortlist_indices(z, n)
+        else:
+            torch.topk(z, n, dim=-1, sorted=sorted, out=(values[lo:hi], idx[lo:hi]))
     return values, idx, None
 
 
@@ -194,7 +202,7 @@ def topk_pre_activations(
             return _topk_matmul(x, b_dec, W_enc, b_enc, k, sorted)
         n = min(W_enc.shape[1], k + max(RERANK_MARGIN, k // 4))
         low = (W_enc.to(dtype), b_enc.to(dtype))
-        _, idx, z_pre = _topk_matmul(x, b_dec, *low, n, sorted)
+        _, idx, z_pre = _topk_matmul(x, b_dec, *low, n, sorted, shortlist=True)
         del low  # the bf16 weights go before the transposed fp32 W_enc of the re-ranking
         exact = exact_pre_activations(x, b_dec, W_enc, b_enc, idx)
         values, pos = exact.topk(k, dim=-1, sorted=sorted)

@@ -75,9 +75,9 @@ def _fp32_step(monkeypatch: pytest.MonkeyPatch, native: bool) -> tuple:
     monkeypatch.setattr(native_bf16, "cpu_has_native_bf16", lambda: native)
     seen: list[torch.dtype] = []
 
-    def spy(x, b_dec, W, b, n, sorted):  # noqa: ANN001, ANN202
+    def spy(x, b_dec, W, b, n, sorted, shortlist=False):  # noqa: ANN001, ANN202
         seen.append(W.dtype)
-        return REAL_TOPK_MATMUL(x, b_dec, W, b, n, sorted)
+        return REAL_TOPK_MATMUL(x, b_dec, W, b, n, sorted, shortlist)
 
     monkeypatch.setattr(sparse_ops, "_topk_matmul", spy)
     torch.manual_seed(0)
