@@ -16,8 +16,9 @@ def sorted_values(z: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
 def test_non_negative_rows_match_torch_topk(d: int, n: int) -> None:
     g = torch.Generator().manual_seed(d + n)
     z = (torch.randn(50, d, generator=g).abs() + 0.01).to(torch.bfloat16)
-    z[0, 2 * GROUP : 3 * GROUP] += 50  # one group holds a whole row's best
-    z[1, :: max(1, d // n)] += 50  # one best entry per group
+    z[0, 2 * GROUP : 3 * GROUP] += 50  # a row's best side by side
+    z[1, :: max(1, d // n)] += 50  # spread over the row
+    z[2, 5 :: d // GROUP] += 50  # one strided group (entries 5, 5 + d/16, ...) holds them all
     idx = shortlist_indices(z, n)
     assert idx.shape == (50, n) and int(idx.unique(dim=1).shape[1]) == n
     ref = z.topk(n, dim=-1).indices
