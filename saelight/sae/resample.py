@@ -13,6 +13,8 @@ from torch import Tensor
 
 from saelight.sae.base import SAE
 
+RESIDUAL_ROWS = 256
+"""Rows whose residuals are computed at once (their dense codes: 256 · d_sae floats)."""
 LATENT_AXIS = {"W_enc": 1, "W_dec": 0, "b_enc": 0}
 """The axis along which each resampled parameter holds one entry per latent."""
 
@@ -48,7 +50,13 @@ def resample_dead_latents(
     if latents.numel() == 0:
         return 0
     x = x.float()
-    residual = sae.normalize(x) - sae.normalize(sae.decode(sae.encode(x)).float())
+    # In blocks of rows: the dense codes of a whole frame-level batch at d_sae 65k would be 1 GB.
+    residual = torch.cat(
+        [
+            sae.normalize(part) - sae.normalize(sae.decode(sae.encode(part)).float())
+            for part in x.split(RESIDUAL_ROWS)
+        ]
+    )
     weight = residual.square().sum(1)
     if not bool(weight.sum() > 0):
         return 0

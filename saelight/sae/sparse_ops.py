@@ -44,7 +44,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from saelight.sae.native_bf16 import shortlist_dtype
-from saelight.sae.shortlist import shortlist_indices
+from saelight.sae.row_topk import row_topk_indices
 from saelight.sae.sparse_pattern import (  # noqa: F401 (re-exported: the sparse path's API)
     TRANSPOSE_BLOCK,
     Pattern,
@@ -141,14 +141,13 @@ def _topk_matmul(
     x: Tensor, b_dec: Tensor, W: Tensor, b: Tensor, n: int, sorted: bool, shortlist: bool = False
 ):
     """Top n per row of (x - b_dec) W + b, computed in W's dtype; in row chunks on CPU, where
-    each chunk's centred input and pre-activations are cache-sized temporaries. A bf16
-    `shortlist` there returns only indices (values None), from `shortlist_indices`."""
+    each chunk's centred input and pre-activations are cache-sized temporaries, and the top n
+    come from `row_topk_indices` (a bf16 `shortlist` there returns only indices, values None)."""
     batch, d_sae = x.shape[0], W.shape[1]
     rows = max(1, CHUNK_ELEMENTS // d_sae) if x.device.type == "cpu" else batch
     if rows >= batch:
         z_pre = torch.addmm(b, (x - b_dec).to(W.dtype), W)
         return (*z_pre.topk(n, dim=-1, sorted=sorted), z_pre)
-    shortlist = shortlist and W.dtype == torch.bfloat16
     values = None if shortlist else W.new_empty(batch, n)
     idx = torch.empty(batch, n, dtype=torch.long, device=x.device)
     chunk = W.new_empty(rows, d_sae)
@@ -156,10 +155,15 @@ def _topk_matmul(
         hi = min(lo + rows, batch)
         x_c = (x[lo:hi] - b_dec).to(W.dtype)
         z = torch.addmm(b, x_c, W, out=chunk[: hi - lo])
+        top = row_topk_indices(z, n)
         if values is None:
-            idx[lo:hi] = shortlist_indices(z, n)
-        else:
-            torch.topk(z, n, dim=-1, sorted=sorted, out=(values[lo:hi], idx[lo:hi]))
+            idx[lo:hi] = top
+            continue
+        top_values = z.gather(1, top)
+        if sorted:
+            top_values, order = top_values.sort(dim=-1, descending=True)
+            top = top.gather(1, order)
+        values[lo:hi], idx[lo:hi] = top_values, top
     return values, idx, None
 
 

@@ -1,12 +1,14 @@
-"""Each row's n largest bf16 pre-activations on CPU: the shortlist the exact fp32 re-rank reads.
+"""Each row's n largest pre-activations on CPU: the top-k (or bf16 shortlist) of the sparse path.
 
-`torch.topk` on a bf16 chunk of the encoder's output was a fifth of the AMX training step (6.5 ms
-per 682 × 6144 chunk, 39 ms per step at batch 4096). Two things make it cheaper:
+`torch.topk` over the encoder's output chunks was a fifth of the AMX training step (6.5 ms per
+682 × 6144 bf16 chunk, 39 ms per step at batch 4096) and a tenth of the AVX2 one (5.3 ms per fp32
+chunk). Two things make it cheaper:
 
-- the bf16 bit patterns are compared as int16: non-negative values keep their order and every
-  negative value ranks below them (their order among themselves is reversed; a negative
-  pre-activation is a code ReLU zeroes, so which of them fill a row changes neither the loss nor
-  its gradient, only which latent a zero code is filed under);
+- the float bit patterns are compared as signed integers of their width (int16 for bf16, int32
+  for fp32): non-negative values keep their order and every negative value ranks below them
+  (their order among themselves is reversed; a negative pre-activation is a code ReLU zeroes, so
+  which of them fill a row changes neither the codes, the loss nor its gradient, only which
+  latent a zero code is filed under);
 - the n largest entries of a row lie in at most n of its groups of `GROUP` entries, those with
   the n largest maxima (up to ties), and again in n subgroups of `SUBGROUP` of those: two max
   passes and three small top-k's instead of one top-k over the whole row.
@@ -32,14 +34,23 @@ def _top_groups(keys: Tensor, n: int, size: int) -> tuple[Tensor, Tensor]:
     return ids, strided.gather(2, ids.unsqueeze(1).expand(-1, size, -1)).view(rows, -1)
 
 
-def shortlist_indices(z: Tensor, n: int) -> Tensor:
-    """z: (rows, d) bf16 -> (rows, n) indices of each row's n largest entries, in no order.
+INT_OF = {
+    torch.bfloat16: torch.int16,
+    torch.float16: torch.int16,
+    torch.float32: torch.int32,
+    torch.float64: torch.int64,
+}
+"""The signed integer type whose order matches a float type's on non-negative values."""
+
+
+def row_topk_indices(z: Tensor, n: int) -> Tensor:
+    """z: (rows, d) float -> (rows, n) indices of each row's n largest entries, in no order.
 
     Non-negative entries are ranked exactly as `torch.topk` ranks them (up to ties); negative
     ones only below them (see the module docstring). Two levels of groups when d is a multiple
-    of `GROUP` and n groups hold at most half of a row, else one top-k over the int16 view.
+    of `GROUP` and n groups hold at most half of a row, else one top-k over the integer view.
     """
-    keys = z.view(torch.int16)
+    keys = z.view(INT_OF[z.dtype])
     d = keys.shape[1]
     if d % GROUP or 2 * n * GROUP > d:
         return keys.topk(n, dim=-1, sorted=False).indices
