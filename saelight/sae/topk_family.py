@@ -44,9 +44,9 @@ def resolve_k(k: int | None, sparsity: float | None, d_sae: int, field: str = "k
 
 AUX_K_ROWS = 256
 """Rows of a batch AuxK reconstructs by default (`aux_rows`). With 10 % dead latents at d_sae
-6144, batch 4096, the pass cost the fp32 step 30 % on all rows, 15 % / 14 % on 1024 and 8 % / 6 %
-on 256 (AMX / AVX2 kernels, benchmarks/README.md); on frame-level quickstart SAEs (batch 1024)
-256 rows left the dead fraction and FVU where all rows did."""
+6144, batch 4096, the pass cost the fp32 step 30 % on all rows, 15 % / 14 % on 1024 and 5-8 % /
+6-9 % on 256 (AMX / AVX2 kernels, benchmarks/README.md); on frame-level quickstart SAEs (batch
+1024) 256 rows left the dead fraction and FVU where all rows did."""
 
 
 def check_aux_k(aux_k: int, aux_k_coefficient: float, aux_k_rows: int | None = None) -> None:
