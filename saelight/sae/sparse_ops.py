@@ -13,7 +13,8 @@ batch·k selected entries:
 so no (batch, k, d_in) temporary is ever built. For TopK and HierarchicalTopK,
 `topk_pre_activations` runs the encoder matmul and the top-k without autograd, in row chunks on
 CPU (each chunk's block is used while in cache, and no (batch, d_sae) buffer is allocated, so no
-page faults). Under bf16 autocast that matmul only shortlists candidates, which are re-ranked in
+page faults; each chunk's top-k is `saelight.sae.row_topk`). Under bf16 autocast that matmul only
+shortlists candidates, which are re-ranked in
 fp32; the selected fp32 values enter autograd through `_SelectLinear` (its forward does no work)
 and the decoder and every sparse product run in fp32, so bf16 buys the dense matmul's speed
 without the dense bf16 step's loss drift. An fp32 step shortlists in bf16 too where the CPU has
