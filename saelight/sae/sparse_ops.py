@@ -11,18 +11,18 @@ batch·k selected entries:
                  = (transposed embedding_bag of x_c rows, entries by latent)ᵀ
 
 so no (batch, k, d_in) temporary is ever built. For TopK and HierarchicalTopK,
-`topk_pre_activations` runs the encoder matmul and the top-k without autograd, in row chunks on
-CPU (each chunk's block is used while in cache, and no (batch, d_sae) buffer is allocated, so no
-page faults; each chunk's top-k is `saelight.sae.row_topk`). Under bf16 autocast that matmul only
-shortlists candidates, which are re-ranked in
-fp32; the selected fp32 values enter autograd through `_SelectLinear` (its forward does no work)
-and the decoder and every sparse product run in fp32, so bf16 buys the dense matmul's speed
-without the dense bf16 step's loss drift. An fp32 step shortlists in bf16 too where the CPU has
-native bf16 matmuls (`saelight.sae.native_bf16`): the same exact top-k at the bf16 matmul's
-speed. BatchTopK selects over the whole batch's bf16 z_pre and runs its sparse products in that
-dtype (fp32 accumulation inside embedding_bag). Gradients come back in each parameter's dtype (fp32
-master weights). Autocast is switched off inside the functions because it would upcast
-embedding_bag. Nothing reads a value back to the host off CPU, so CUDA steps do not synchronise.
+`topk_pre_activations` runs the encoder matmul and the top-k without autograd, in row chunks on CPU
+(each chunk's block is used while in cache, and no (batch, d_sae) buffer is allocated, so no page
+faults; each chunk's top-k is `saelight.sae.row_topk`). Under bf16 autocast that matmul only
+shortlists candidates, which are re-ranked in fp32; the selected fp32 values enter autograd through
+`_SelectLinear` (its forward does no work) and the decoder and every sparse product run in fp32, so
+bf16 buys the dense matmul's speed without the dense bf16 step's loss drift. An fp32 step shortlists
+in bf16 too where the CPU has native bf16 matmuls (`saelight.sae.native_bf16`): the same exact top-k
+at the bf16 matmul's speed. BatchTopK selects over the whole batch's bf16 z_pre and runs its sparse
+products in that dtype (fp32 accumulation inside embedding_bag). Gradients come back in each
+parameter's dtype (fp32 master weights). Autocast is switched off inside the functions because it
+would upcast embedding_bag. Nothing reads a value back to the host off CPU, so CUDA steps do not
+synchronise.
 
 `SPARSE_AUTO_MAX_DENSITY` (auto mode of the `sparse` switch), from benchmarks/scaling.py on the
 2-core AMX CPU of benchmarks/README.md (bf16 step, fused Adam): at batch 4096, d_sae 6144 the
