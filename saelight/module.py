@@ -97,6 +97,7 @@ class SAEModule(L.LightningModule):
                 f"model.resample_dead_until must be in [0, 1], got {resample_dead_until}"
             )
         self.resample_dead_until = resample_dead_until
+        self._resample_before_step = 0.0  # the step resampling stops at; set when training starts
         self._last_batch: Tensor | None = None
         self.layers = list(layers) if layers else [0]
         self.saes, self.grid = build_grid(saes, sparsities, d_in, self.layers)
@@ -233,15 +234,19 @@ class SAEModule(L.LightningModule):
             self.sae(e).normalize_decoder()
         self._resample_dead()
 
+    def on_train_start(self) -> None:
+        steps = self.trainer.estimated_stepping_batches
+        self._resample_before_step = self.resample_dead_until * steps
+
     def _resample_dead(self) -> None:
         """Re-initialises the latents past their dead window, early in training (see
         `resample_dead_until`), on the global batch so that every rank does the same."""
         x, self._last_batch = self._last_batch, None
-        until = self.resample_dead_until * self.trainer.estimated_stepping_batches
-        if x is None or self.global_step >= until:
+        if x is None or self.global_step >= self._resample_before_step:
             return
         dead = {e.key: self.since_fired(e) >= self.dead_windows[e.key] for e in self.grid}
-        if not any(bool(d.any()) for d in dead.values()):
+        # One host read-back per step for the whole grid (a sync on GPU), not one per SAE.
+        if not bool(torch.stack([d.any() for d in dead.values()]).any()):
             return
         if self.trainer.world_size > 1:
             # all_gather needs equal shapes; rows dropped as non-finite may differ per rank.

@@ -53,7 +53,7 @@ def resample_dead_latents(
     # In blocks of rows: the dense codes of a whole frame-level batch at d_sae 65k would be 1 GB.
     residual = torch.cat(
         [
-            sae.normalize(part) - sae.normalize(sae.decode(sae.encode(part)).float())
+            sae.normalize(part) - sae.decode_normalized(sae.encode(part)).float()
             for part in x.split(RESIDUAL_ROWS)
         ]
     )
@@ -64,9 +64,10 @@ def resample_dead_latents(
     rows = torch.multinomial(weight, n, replacement=n > weight.numel(), generator=generator)
     u = F.normalize(residual[rows], dim=1)
     live = ~dead
-    enc_norm = sae.W_enc[:, live].norm(dim=0).mean() if bool(live.any()) else 1.0
+    any_live = bool(live.any())
+    enc_norm = sae.W_enc[:, live].norm(dim=0).mean() if any_live else 1.0
     dec_norm = 1.0
-    if not sae.unit_norm_decoder and bool(live.any()):
+    if not sae.unit_norm_decoder and any_live:
         dec_norm = sae.W_dec[live].norm(dim=1).mean()
     sae.W_dec[latents] = (u * dec_norm).to(sae.W_dec.dtype)
     sae.W_enc[:, latents] = (u.T * enc_norm).to(sae.W_enc.dtype)

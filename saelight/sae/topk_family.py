@@ -225,12 +225,13 @@ class TopKFamilySAE(SAE, abstract=True):
         if z_pre is None and not on_dead_columns:
             raise ValueError("AuxK needs the dense pre-activations off the sparse CPU path")
         rows = aux_rows(x_n.shape[0], self.aux_k_rows)
+        x_rows = x_n[rows]
         z_rows = None if z_pre is None else z_pre[rows]
-        e_hat = self.auxk_reconstruction(x_n[rows], z_rows, dead, sparse, on_dead_columns)
+        e_hat = self.auxk_reconstruction(x_rows, z_rows, dead, sparse, on_dead_columns)
         if e_hat is None:
             return zero
         with torch.no_grad():
-            x = x_n[rows].float()
+            x = x_rows.float()
             e = x - x_hat[rows].float()
             var_x = (x - x.mean(0)).square().mean()
             var_e = (e - e.mean(0)).square().mean().clamp_min(torch.finfo(e.dtype).tiny)
