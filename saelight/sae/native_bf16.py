@@ -2,7 +2,7 @@
 
 On CPUs with AMX or AVX512-BF16 a bf16 matmul runs 4-6x faster than fp32, so the TopK sparse path
 finds each row's candidate latents with a bf16 encoder matmul and re-ranks them exactly in fp32
-(`sparse_ops.topk_pre_activations`), even when the run itself is fp32. Elsewhere (AVX2-only
+(`encoder_topk.topk_pre_activations`), even when the run itself is fp32. Elsewhere (AVX2-only
 CPUs such as AMD EPYC Rome/Milan) oneDNN emulates bf16 about 100-1000x slower than fp32, and
 that shortlist would be a trap: the step stays fp32 there. The choice is measured once per
 process (flags, then one small timed matmul in each dtype), because CPU flags alone can lie:
@@ -20,6 +20,8 @@ from functools import lru_cache
 from pathlib import Path
 
 import torch
+
+from saelight.sae.int8_shortlist import cpu_has_fast_int8
 
 log = logging.getLogger(__name__)
 
@@ -79,10 +81,13 @@ def cpu_has_native_bf16() -> bool:
 
 def shortlist_dtype(weight: torch.Tensor, compute: torch.dtype) -> torch.dtype:
     """The dtype the sparse path's encoder matmul runs in: `compute` (the autocast or weight
-    dtype), except an fp32 matmul on a CPU with native bf16, which shortlists in bf16."""
-    if compute == torch.float32 and weight.device.type == "cpu" and cpu_has_native_bf16():
+    dtype), except an fp32 matmul on CPU, which shortlists in bf16 where the CPU has native bf16
+    and else in int8 where that is exact and faster (`saelight.sae.int8_shortlist`)."""
+    if compute != torch.float32 or weight.device.type != "cpu":
+        return compute
+    if cpu_has_native_bf16():
         return torch.bfloat16
-    return compute
+    return torch.int8 if cpu_has_fast_int8() else compute
 
 
 def emulated_bf16_warning(precision: object, accelerator: object) -> str | None:

@@ -39,6 +39,7 @@ INT_OF = {
     torch.float16: torch.int16,
     torch.float32: torch.int32,
     torch.float64: torch.int64,
+    torch.int32: torch.int32,
 }
 """The signed integer type whose order matches a float type's on non-negative values."""
 

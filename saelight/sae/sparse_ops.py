@@ -11,15 +11,15 @@ batch·k selected entries:
                  = (transposed embedding_bag of x_c rows, entries by latent)ᵀ
 
 so no (batch, k, d_in) temporary is ever built. For TopK and HierarchicalTopK,
-`topk_pre_activations` runs the encoder matmul and the top-k without autograd, in row chunks on CPU
-(each chunk's block is used while in cache, and no (batch, d_sae) buffer is allocated, so no page
-faults; each chunk's top-k is `saelight.sae.row_topk`). Under bf16 autocast that matmul only
-shortlists candidates, which are re-ranked in fp32; the selected fp32 values enter autograd through
-`_SelectLinear` (its forward does no work) and the decoder and every sparse product run in fp32, so
-bf16 buys the dense matmul's speed without the dense bf16 step's loss drift. An fp32 step shortlists
-in bf16 too where the CPU has native bf16 matmuls (`saelight.sae.native_bf16`): the same exact top-k
-at the bf16 matmul's speed. BatchTopK selects over the whole batch's bf16 z_pre and runs its sparse
-products in that dtype (fp32 accumulation inside embedding_bag). Gradients come back in each
+`topk_pre_activations` (`saelight.sae.encoder_topk`) runs the encoder matmul and the top-k without
+autograd. Under bf16 autocast that matmul only shortlists candidates, which are re-ranked in fp32;
+the selected fp32 values enter autograd through `_SelectLinear` (its forward does no work) and the
+decoder and every sparse product run in fp32, so bf16 buys the dense matmul's speed without the
+dense bf16 step's loss drift. An fp32 step shortlists too, in bf16 where the CPU has native bf16
+matmuls and in int8 elsewhere where that is faster (`saelight.sae.native_bf16.shortlist_dtype`):
+the same exact top-k at the lower-precision matmul's speed. BatchTopK selects over the whole
+batch's bf16 z_pre and runs its sparse products in that dtype (fp32 accumulation inside
+embedding_bag). Gradients come back in each
 parameter's dtype (fp32 master weights). Autocast is switched off inside the functions because it
 would upcast embedding_bag. Nothing reads a value back to the host off CPU, so CUDA steps do not
 synchronise.
@@ -44,8 +44,12 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from saelight.sae.encoder_topk import (  # noqa: F401 (re-exported: the sparse path's API)
+    exact_pre_activations,
+    topk_pre_activations,
+    transposed,
+)
 from saelight.sae.native_bf16 import shortlist_dtype
-from saelight.sae.row_topk import row_topk_indices
 from saelight.sae.sparse_pattern import (  # noqa: F401 (re-exported: the sparse path's API)
     TRANSPOSE_BLOCK,
     Pattern,
@@ -62,11 +66,6 @@ SPARSE_AUTO_MAX_DENSITY = 1 / 64
 SPARSE_AUTO_MIN_ELEMENTS = 1 << 18
 """Smallest batch · d_sae for the auto sparse path: below it the sparse path's fixed costs (the
 pattern, its by-latent sort, the blocked transposes) outweigh the dense matmuls it saves."""
-RERANK_MARGIN = 8
-"""Extra bf16 candidates per sample re-ranked in fp32 (see `topk_pre_activations`)."""
-CHUNK_ELEMENTS = 1 << 22
-"""Pre-activations per chunk on CPU (8 MB in bf16): cache-sized, and under glibc's mmap threshold,
-so the chunk buffer is recycled from the heap instead of page-faulted in on every step."""
 
 
 def use_sparse(sparse: bool | None, k: int, d_sae: int, batch: int | None = None) -> bool:
@@ -100,122 +99,6 @@ class SparseCodes(NamedTuple):
         """(d_sae,) bool: latents with a positive code in at least one sample. No host sync."""
         hits = torch.zeros(self.pattern.d_sae, device=self.values.device)
         return hits.index_add_(0, self.pattern.cols, (self.values.detach() > 0).float()) > 0
-
-
-def transposed(src: Tensor, dtype: torch.dtype | None = None) -> Tensor:
-    """src: (m, n) -> its transpose as a contiguous (n, m) tensor, in `dtype` (default src's).
-
-    On CPU the copy goes a block of source rows at a time (`TRANSPOSE_BLOCK`): 3x faster than
-    `.t().contiguous()` (4 vs 13 ms at 768 × 6144 fp32), whose strided writes miss the cache.
-    """
-    dtype = src.dtype if dtype is None else dtype
-    if src.device.type != "cpu":
-        return src.t().to(dtype).contiguous()
-    out = src.new_empty(src.shape[1], src.shape[0], dtype=dtype)
-    step = max(1, TRANSPOSE_BLOCK // src.shape[1])
-    for lo in range(0, src.shape[0], step):
-        out[:, lo : lo + step].copy_(src[lo : lo + step].t())
-    return out
-
-
-def exact_pre_activations(
-    x: Tensor, b_dec: Tensor, W_enc: Tensor, b_enc: Tensor, idx: Tensor
-) -> Tensor:
-    """z_pre[b, idx[b, j]] = (x[b] - b_dec) · W_enc[:, idx[b, j]] + b_enc[idx[b, j]], (batch, n).
-
-    One dot product per entry (embedding_bag's per-sample-weight backward kernel, over the rows
-    of a transposed copy of W_enc), no (batch, n, d_in) gather; b_dec enters as the per-latent
-    constant b_enc - b_dec W_enc, so no centred copy of x is made. In W_enc's dtype.
-    """
-    batch, n = idx.shape
-    cols = idx.reshape(-1)
-    rows = torch.arange(batch, device=idx.device).repeat_interleave(n)
-    offsets = torch.arange(0, batch * n, n, device=idx.device)
-    dots = torch.ops.aten._embedding_bag_per_sample_weights_backward(
-        x.to(W_enc.dtype).contiguous(), transposed(W_enc), cols, offsets, rows, 0, -1
-    )
-    bias = torch.addmv(b_enc, W_enc.t(), b_dec.to(W_enc.dtype), alpha=-1)
-    return (dots + bias[cols]).view(batch, n)
-
-
-def _topk_matmul(
-    x: Tensor, b_dec: Tensor, W: Tensor, b: Tensor, n: int, sorted: bool, shortlist: bool = False
-):
-    """Top n per row of (x - b_dec) W + b, computed in W's dtype; in row chunks on CPU, where
-    each chunk's centred input and pre-activations are cache-sized temporaries, and the top n
-    come from `row_topk_indices` (a bf16 `shortlist` there returns only indices, values None)."""
-    batch, d_sae = x.shape[0], W.shape[1]
-    rows = max(1, CHUNK_ELEMENTS // d_sae) if x.device.type == "cpu" else batch
-    if rows < batch:
-        # Even chunks: 4096 rows at d_sae 6144 in 7 of <= 586, not 6 of 682 and one of 4, whose
-        # matmul alone took 2 ms (a full chunk's 30; AVX2 profile), plus its top-k.
-        rows = -(-batch // -(-batch // rows))
-    if rows >= batch:
-        z_pre = torch.addmm(b, (x - b_dec).to(W.dtype), W)
-        return (*z_pre.topk(n, dim=-1, sorted=sorted), z_pre)
-    values = None if shortlist else W.new_empty(batch, n)
-    idx = torch.empty(batch, n, dtype=torch.long, device=x.device)
-    chunk = W.new_empty(rows, d_sae)
-    for lo in range(0, batch, rows):
-        hi = min(lo + rows, batch)
-        x_c = (x[lo:hi] - b_dec).to(W.dtype)
-        z = torch.addmm(b, x_c, W, out=chunk[: hi - lo])
-        top = row_topk_indices(z, n)
-        if values is None:
-            idx[lo:hi] = top
-            continue
-        top_values = z.gather(1, top)
-        if sorted:
-            top_values, order = top_values.sort(dim=-1, descending=True)
-            top = top.gather(1, order)
-        values[lo:hi], idx[lo:hi] = top_values, top
-    return values, idx, None
-
-
-@torch.no_grad()
-def topk_pre_activations(
-    x: Tensor,
-    b_dec: Tensor,
-    W_enc: Tensor,
-    b_enc: Tensor,
-    k: int,
-    sorted: bool = False,
-    dtype: torch.dtype | None = None,
-) -> tuple[Tensor, Tensor, Tensor | None]:
-    """The k largest of z_pre = (x - b_dec) W_enc + b_enc per sample, without autograd.
-
-    With a `dtype` (bf16) lower than W_enc's, the matmul in that dtype only shortlists
-    candidates: each sample's top k + `RERANK_MARGIN` (at least; k/4 for large k) of the bf16
-    z_pre are recomputed in W_enc's precision by `exact_pre_activations`, and the top k of those
-    are returned. That is the exact top-k, values included, unless more than the margin entries
-    sit within bf16 rounding (~0.4 %) of the k-th value. Without it, bf16 rounding alone swaps
-    near-tied latents in and out of the code, and the training loss drifts from an fp32 run
-    (~1e-3 after 30 steps, as much as with dense bf16 autocast).
-
-    Args:
-        x: (batch, d_in) encoder input, before subtracting b_dec.
-        b_dec: (d_in,) decoder bias.
-        W_enc: (d_in, d_sae) encoder weight.
-        b_enc: (d_sae,) encoder bias.
-        k: entries kept per sample.
-        sorted: return each sample's entries in descending order.
-        dtype: the dtype the matmul runs in (default W_enc's).
-
-    Returns:
-        (values (batch, k) in W_enc's dtype, latent indices (batch, k), z_pre): z_pre
-        (batch, d_sae) in `dtype` when computed in one piece (off CPU), else None.
-    """
-    dtype = W_enc.dtype if dtype is None else dtype
-    with torch.autocast(x.device.type, enabled=False):
-        if dtype == W_enc.dtype:
-            return _topk_matmul(x, b_dec, W_enc, b_enc, k, sorted)
-        n = min(W_enc.shape[1], k + max(RERANK_MARGIN, k // 4))
-        low = (W_enc.to(dtype), b_enc.to(dtype))
-        _, idx, z_pre = _topk_matmul(x, b_dec, *low, n, sorted, shortlist=True)
-        del low  # the bf16 weights go before the transposed fp32 W_enc of the re-ranking
-        exact = exact_pre_activations(x, b_dec, W_enc, b_enc, idx)
-        values, pos = exact.topk(k, dim=-1, sorted=sorted)
-    return values, idx.gather(1, pos), z_pre
 
 
 class _SelectLinear(torch.autograd.Function):

@@ -253,9 +253,11 @@ class TopKFamilySAE(SAE, abstract=True):
             if cols.numel() == 0:
                 return None
             # An fp32 step runs this auxiliary pass in bf16 where the CPU has native bf16 (as
-            # the main path's shortlist does); under autocast it already runs in its dtype.
+            # the main path's shortlist does; an int8 shortlist has no exact re-rank here, so
+            # the pass stays fp32); under autocast it already runs in its dtype.
             compute = compute_dtype(x_n)
-            low = shortlist_dtype(self.W_enc, compute) != compute
+            shortlist = shortlist_dtype(self.W_enc, compute)
+            low = shortlist == torch.bfloat16 and compute != shortlist
             with torch.autocast("cpu", dtype=torch.bfloat16, enabled=low):
                 # b_dec enters as the per-latent constant b_enc - b_dec W: its gradient is then a
                 # mat-vec, not a (batch × d_in × dead) matmul back through the centred input.

@@ -1,4 +1,5 @@
-"""The bf16 shortlist is chosen per CPU: on where bf16 matmuls are native, fp32 elsewhere."""
+"""The shortlist is chosen per CPU: bf16 where bf16 matmuls are native, else int8 where that is
+exact and faster, else none (fp32)."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ def fresh(monkeypatch: pytest.MonkeyPatch):  # noqa: ANN201
     """A fresh measurement for this test (the choice is cached per process), without the env
     override."""
     monkeypatch.delenv(native_bf16.ENV, raising=False)
+    monkeypatch.setattr(native_bf16, "cpu_has_fast_int8", lambda: False)
     native_bf16.cpu_has_native_bf16.cache_clear()
     yield monkeypatch
     native_bf16.cpu_has_native_bf16.cache_clear()
@@ -37,6 +39,10 @@ def test_avx2_only_cpu_falls_back_to_fp32_without_timing(fresh: pytest.MonkeyPat
     fresh.setattr(native_bf16, "bf16_matmul_is_faster", no_timing)
     assert native_bf16.cpu_has_native_bf16() is False
     assert native_bf16.shortlist_dtype(torch.zeros(2, 2), torch.float32) == torch.float32
+    # ... to int8 where that is exact and faster, to fp32 where not
+    fresh.setattr(native_bf16, "cpu_has_fast_int8", lambda: True)
+    assert native_bf16.shortlist_dtype(torch.zeros(2, 2), torch.float32) == torch.int8
+    assert native_bf16.shortlist_dtype(torch.zeros(2, 2), torch.float64) == torch.float64
 
 
 def test_flags_that_oneDNN_cannot_use_fall_back_to_fp32(fresh: pytest.MonkeyPatch) -> None:
@@ -66,20 +72,24 @@ def test_timing_probe_returns_a_decision() -> None:
     assert native_bf16.bf16_matmul_is_faster(rows=8, d_in=16, d_out=32) in (True, False)
 
 
-REAL_TOPK_MATMUL = sparse_ops._topk_matmul
+REAL_TOPK = sparse_ops.topk_pre_activations
+CHOICES = {"fp32": (False, False), "bf16": (True, False), "int8": (False, True)}
+"""(native bf16, fast int8) of a CPU of each kind."""
 
 
-def _fp32_step(monkeypatch: pytest.MonkeyPatch, native: bool) -> tuple:
-    """One fp32 sparse step on a CPU told to have (or not) native bf16; the dtypes its encoder
+def _fp32_step(monkeypatch: pytest.MonkeyPatch, cpu: str) -> tuple:
+    """One fp32 sparse step on a CPU told what it has (`CHOICES`); the dtypes its encoder
     matmuls ran in."""
+    native, int8 = CHOICES[cpu]
     monkeypatch.setattr(native_bf16, "cpu_has_native_bf16", lambda: native)
+    monkeypatch.setattr(native_bf16, "cpu_has_fast_int8", lambda: int8)
     seen: list[torch.dtype] = []
 
-    def spy(x, b_dec, W, b, n, sorted, shortlist=False):  # noqa: ANN001, ANN202
-        seen.append(W.dtype)
-        return REAL_TOPK_MATMUL(x, b_dec, W, b, n, sorted, shortlist)
+    def spy(x, b_dec, W_enc, b_enc, k, sorted=False, dtype=None):  # noqa: ANN001, ANN202
+        seen.append(W_enc.dtype if dtype is None else dtype)
+        return REAL_TOPK(x, b_dec, W_enc, b_enc, k, sorted, dtype)
 
-    monkeypatch.setattr(sparse_ops, "_topk_matmul", spy)
+    monkeypatch.setattr(sparse_ops, "topk_pre_activations", spy)
     torch.manual_seed(0)
     sae = TopKSAE(32, 256, k=4, sparse=True)
     x = torch.randn(64, 32, generator=torch.Generator().manual_seed(1))
@@ -91,12 +101,19 @@ def _fp32_step(monkeypatch: pytest.MonkeyPatch, native: bool) -> tuple:
 
 
 def test_shortlist_gives_the_fp32_codes_and_loss(monkeypatch: pytest.MonkeyPatch) -> None:
-    seen32, z32, mse32, aux32, grad32 = _fp32_step(monkeypatch, native=False)
-    seen16, z16, mse16, aux16, grad16 = _fp32_step(monkeypatch, native=True)
-    assert seen32 == [torch.float32] and seen16 == [torch.bfloat16]
+    seen32, z32, mse32, aux32, grad32 = _fp32_step(monkeypatch, "fp32")
+    seen16, z16, mse16, aux16, grad16 = _fp32_step(monkeypatch, "bf16")
+    seen8, z8, mse8, aux8, grad8 = _fp32_step(monkeypatch, "int8")
+    assert seen32 == [torch.float32] and seen16 == [torch.bfloat16] and seen8 == [torch.int8]
     torch.testing.assert_close(z16, z32)  # the exact fp32 top-k, values included
     torch.testing.assert_close(mse16, mse32)
-    # the AuxK pass over dead latents ran in bf16: close, not equal
+    torch.testing.assert_close(z8, z32)
+    torch.testing.assert_close(mse8, mse32)
+    # the AuxK pass over dead latents ran in bf16 on the bf16 CPU: close, not equal; in fp32
+    # on the int8 one (bf16 is emulated there)
     assert aux32 > 0
     torch.testing.assert_close(aux16, aux32, rtol=2e-2, atol=0)
+    assert not torch.equal(aux16, aux32)
+    torch.testing.assert_close(aux8, aux32)
     assert F.cosine_similarity(grad16.flatten(), grad32.flatten(), dim=0) > 0.999
+    torch.testing.assert_close(grad8, grad32)

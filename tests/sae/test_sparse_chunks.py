@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 
 from saelight.module import prefer_fused
-from saelight.sae import SAE, TopKSAE, sparse_ops
+from saelight.sae import SAE, TopKSAE, encoder_topk
 from saelight.sae.sparse_ops import (
     _by_latent_sum,
     _by_latent_sum_t,
@@ -24,8 +24,8 @@ D_IN, D_SAE, K, BATCH = 16, 64, 4, 37  # 37 rows: the last chunk is a short one
 @pytest.fixture
 def small_chunks(monkeypatch: pytest.MonkeyPatch) -> None:
     """Chunks of 5 rows and transposes in blocks of 2-3 rows, so every loop runs many times."""
-    monkeypatch.setattr(sparse_ops, "CHUNK_ELEMENTS", 5 * D_SAE)
-    monkeypatch.setattr(sparse_ops, "TRANSPOSE_BLOCK", 40)
+    monkeypatch.setattr(encoder_topk, "CHUNK_ELEMENTS", 5 * D_SAE)
+    monkeypatch.setattr(encoder_topk, "TRANSPOSE_BLOCK", 40)
 
 
 def tensors(seed: int = 0) -> tuple[torch.Tensor, ...]:
