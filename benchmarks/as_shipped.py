@@ -49,6 +49,7 @@ from steps import (  # noqa: E402
 
 from saelight.io.config_bases import load_with_bases  # noqa: E402
 from saelight.sae import TopKSAE  # noqa: E402
+from saelight.sae.int8_shortlist import cpu_has_fast_int8  # noqa: E402
 from saelight.sae.native_bf16 import cpu_flags, cpu_has_native_bf16  # noqa: E402
 
 PLAIN = "plain dense fp32 loop"
@@ -151,6 +152,7 @@ def main() -> None:
         "cpu": platform.processor() or platform.machine(),
         "flags": flags,
         "bf16_shortlist": cpu_has_native_bf16(),
+        "int8_shortlist": not cpu_has_native_bf16() and cpu_has_fast_int8(),
         "threads": torch.get_num_threads(),
         "torch_cpu_capability": torch.backends.cpu.get_cpu_capability(),
         "isa_limits": {k: os.environ[k] for k in ISA_LIMITS if k in os.environ},

@@ -19,10 +19,9 @@ dense bf16 step's loss drift. An fp32 step shortlists too, in bf16 where the CPU
 matmuls and in int8 elsewhere where that is faster (`saelight.sae.native_bf16.shortlist_dtype`):
 the same exact top-k at the lower-precision matmul's speed. BatchTopK selects over the whole
 batch's bf16 z_pre and runs its sparse products in that dtype (fp32 accumulation inside
-embedding_bag). Gradients come back in each
-parameter's dtype (fp32 master weights). Autocast is switched off inside the functions because it
-would upcast embedding_bag. Nothing reads a value back to the host off CPU, so CUDA steps do not
-synchronise.
+embedding_bag). Gradients come back in each parameter's dtype (fp32 master weights). Autocast is
+switched off inside the functions because it would upcast embedding_bag. Nothing reads a value
+back to the host off CPU, so CUDA steps do not synchronise.
 
 `SPARSE_AUTO_MAX_DENSITY` (auto mode of the `sparse` switch), from benchmarks/scaling.py on the
 2-core AMX CPU of benchmarks/README.md (bf16 step, fused Adam): at batch 4096, d_sae 6144 the
