@@ -4,11 +4,13 @@ On CPUs with AMX or AVX512-BF16 a bf16 matmul runs 4-6x faster than fp32, so the
 finds each row's candidate latents with a bf16 encoder matmul and re-ranks them exactly in fp32
 (`encoder_topk.topk_pre_activations`), even when the run itself is fp32. Elsewhere (AVX2-only
 CPUs such as AMD EPYC Rome/Milan) oneDNN emulates bf16 about 100-1000x slower than fp32, and
-that shortlist would be a trap: the step stays fp32 there. The choice is measured once per
+that shortlist would be a trap: there the shortlist is int8 where that is exact and faster
+(`saelight.sae.int8_shortlist`), else the step stays fp32. The choice is measured once per
 process (flags, then one small timed matmul in each dtype), because CPU flags alone can lie:
 `ONEDNN_MAX_CPU_ISA=AVX2` or a VM can hide the instructions oneDNN would use.
 
-`SAELIGHT_BF16_SHORTLIST=on|off` overrides the measurement (`auto`, the default, measures).
+`SAELIGHT_BF16_SHORTLIST=on|off` overrides the measurement (`auto`, the default, measures), as
+`SAELIGHT_INT8_SHORTLIST` does for int8.
 """
 
 from __future__ import annotations
@@ -52,15 +54,22 @@ def _median_seconds(a: torch.Tensor, b: torch.Tensor, repeats: int = 3) -> float
     return sorted(times)[len(times) // 2]
 
 
-def bf16_matmul_is_faster(rows: int = 64, d_in: int = 256, d_out: int = 1024) -> bool:
-    """One (rows × d_in) @ (d_in × d_out) product timed in bf16 and fp32: is bf16 faster?
-
-    33 MFLOP: ~0.1 ms in fp32, ~0.03 ms with AMX, ~40 ms where bf16 is emulated."""
+def _bf16_over_fp32(rows: int, d_in: int, d_out: int, repeats: int) -> float:
+    """Time of a (rows × d_in) @ (d_in × d_out) product in bf16 over that in fp32."""
     g = torch.Generator().manual_seed(0)
     a, b = torch.randn(rows, d_in, generator=g), torch.randn(d_in, d_out, generator=g)
-    fp32 = _median_seconds(a, b)
-    bf16 = _median_seconds(a.bfloat16(), b.bfloat16())
-    return bf16 < fp32
+    fp32 = _median_seconds(a, b, repeats)
+    return _median_seconds(a.bfloat16(), b.bfloat16(), repeats) / fp32
+
+
+def bf16_matmul_is_faster(rows: int = 64, d_in: int = 256, d_out: int = 1024) -> bool:
+    """Is a bf16 matmul faster than fp32 here? First a 33 MFLOP product in each dtype (~0.1 ms
+    in fp32, ~0.07 with AMX, ~40 ms where bf16 is emulated), which settles the emulated case;
+    unless bf16 was 4x slower there, a 16x larger product decides, 5 times each: at 0.1 ms the
+    gap is within the noise of a busy machine (the small one alone once chose fp32 on AMX)."""
+    if _bf16_over_fp32(rows, d_in, d_out, 3) > 4:
+        return False
+    return _bf16_over_fp32(4 * rows, 2 * d_in, 2 * d_out, 5) < 1
 
 
 @lru_cache(maxsize=1)
