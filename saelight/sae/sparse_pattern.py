@@ -42,12 +42,27 @@ def _counts_to_offsets(index: Tensor, size: int) -> Tensor:
     return counts.cumsum(0) - counts
 
 
+RADIX_SORT_MIN = 1 << 15
+"""Fewest elements PyTorch's CPU sort sorts by radix (ATen's GRAIN_SIZE): 0.2 ms for 32,768 int16
+keys, 1.8 ms for 32,767 (std::stable_sort), so shorter key arrays are padded up to it."""
+
+
+def latent_order(cols: Tensor, d_sae: int) -> Tensor:
+    """The stable permutation that sorts `cols` (latent indices < d_sae): entries by latent."""
+    # int16 keys when they fit: 2 radix passes instead of 8 (3x faster on CPU).
+    keys = cols.to(torch.int16) if d_sae <= 1 << 15 else cols
+    short = RADIX_SORT_MIN - keys.numel()
+    if short <= 0 or keys.device.type != "cpu":
+        return torch.argsort(keys, stable=True)
+    # Padding keys sort after every real one: larger, or equal and later (the sort is stable).
+    padded = torch.cat([keys, keys.new_full((short,), torch.iinfo(keys.dtype).max)])
+    return torch.argsort(padded, stable=True)[: keys.numel()]
+
+
 def _pattern(rows: Tensor, cols: Tensor, offsets: Tensor, d_sae: int, transpose: bool) -> Pattern:
     by_latent = None
     if transpose:
-        # int16 keys when they fit: 2 radix passes instead of 8 (3x faster on CPU).
-        keys = cols.to(torch.int16) if d_sae <= 1 << 15 else cols
-        order = torch.argsort(keys, stable=True)
+        order = latent_order(cols, d_sae)
         by_latent = (order, rows[order], _counts_to_offsets(cols, d_sae))
     return Pattern(rows, cols, rows * d_sae + cols, offsets, d_sae, by_latent)
 

@@ -17,6 +17,7 @@ from saelight.sae.sparse_ops import (
     topk_pre_activations,
     transposed,
 )
+from saelight.sae.sparse_pattern import latent_order
 
 D_IN, D_SAE, K, BATCH = 16, 64, 4, 37  # 37 rows: the last chunk is a short one
 
@@ -127,3 +128,15 @@ def test_prefer_fused_keeps_the_update_and_explicit_choices() -> None:
     assert prefer_fused(explicit) is explicit
     sgd = torch.optim.SGD(params, lr=0.1)
     assert prefer_fused(sgd) is sgd
+
+
+@pytest.mark.parametrize("d_sae", [64, 1 << 15, 70_000])
+def test_latent_order_is_the_stable_argsort_of_short_and_long_keys(d_sae: int) -> None:
+    """Short key arrays are padded for the radix sort: the padding (the key type's maximum,
+    which latent 32767 shares at d_sae 2^15) never lands among the real entries."""
+    g = torch.Generator().manual_seed(4)
+    for size in (10, 40_000):
+        cols = torch.randint(0, d_sae, (size,), generator=g)
+        cols[:3] = d_sae - 1
+        expected = torch.argsort(cols, stable=True)
+        assert torch.equal(latent_order(cols, d_sae), expected)
