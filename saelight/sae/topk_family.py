@@ -261,12 +261,13 @@ class TopKFamilySAE(SAE, abstract=True):
             with torch.autocast("cpu", dtype=torch.bfloat16, enabled=low):
                 # b_dec enters as the per-latent constant b_enc - b_dec W: its gradient is then a
                 # mat-vec, not a (batch × d_in × dead) matmul back through the centred input.
-                W = self.W_enc[:, cols]
-                z_dead = torch.addmm(self.b_enc[cols] - self.b_dec @ W, x_n, W)
+                # index_select: its backward is an index_add_, not index's sorting index_put_
+                W = self.W_enc.index_select(1, cols)
+                z_dead = torch.addmm(self.b_enc.index_select(0, cols) - self.b_dec @ W, x_n, W)
                 if cols.numel() > k_aux:
                     vals, idx = z_dead.topk(k_aux, dim=-1, sorted=False)
                     z_dead = dense_codes(vals.reshape(-1), pattern_from_topk(idx, cols.numel()))
-                return F.relu(z_dead) @ self.W_dec[cols]
+                return F.relu(z_dead) @ self.W_dec.index_select(0, cols)
         if z_pre is None:
             raise ValueError("the masked AuxK top-k needs the dense pre-activations")
         with torch.no_grad():
