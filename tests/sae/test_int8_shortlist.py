@@ -112,3 +112,38 @@ def test_environment_overrides_the_int8_measurement(
         assert int8_shortlist.cpu_has_fast_int8() is expected
     finally:
         int8_shortlist.cpu_has_fast_int8.cache_clear()
+
+
+@pytest.mark.parametrize(
+    ("d_in", "d_sae", "k", "batch", "faster"),
+    [
+        (768, 6144, 32, 4096, True),  # 1.17x the fp32 step (AVX2 kernels)
+        (1024, 16384, 64, 2048, True),  # 1.00x
+        (768, 24576, 64, 1024, False),  # 0.96x: W_enc's per-step costs on a small batch
+        (768, 2048, 20, 4096, False),  # 0.88x: 52 candidates of 2048 latents
+        (256, 4096, 32, 1024, False),  # 0.94x
+        (128, 8192, 16, 512, False),  # 1.01x
+    ],
+)
+def test_int8_is_used_at_the_shapes_where_it_was_measured_faster(
+    d_in: int, d_sae: int, k: int, batch: int, faster: bool
+) -> None:
+    assert int8_shortlist.pays_off(batch, d_in, d_sae, k) is faster
+
+
+def test_a_small_step_stays_fp32_on_an_int8_cpu(monkeypatch: pytest.MonkeyPatch) -> None:
+    from saelight.sae import TopKSAE, native_bf16, sparse_ops
+
+    monkeypatch.setattr(native_bf16, "cpu_has_native_bf16", lambda: False)
+    monkeypatch.setattr(native_bf16, "cpu_has_fast_int8", lambda: True)
+    seen: list = []
+    real = sparse_ops.topk_pre_activations
+
+    def spy(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
+        seen.append(args[-1] if len(args) > 6 else kwargs.get("dtype"))
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(sparse_ops, "topk_pre_activations", spy)
+    sae = TopKSAE(32, 256, k=4, sparse=True)
+    sae(torch.randn(64, 32))
+    assert seen == [torch.float32]
