@@ -28,6 +28,7 @@ from __future__ import annotations
 import logging
 import os
 import time
+from collections.abc import Callable
 from functools import lru_cache
 
 import torch
@@ -126,11 +127,13 @@ def int8_matmul_is_exact_and_faster(rows: int = 256, d_in: int = 768, d_out: int
     except RuntimeError:  # no int8 matmul kernel in this build
         return False
     af, bf = a.float(), b.float()
-    return exact and _median_seconds(lambda: torch._int_mm(a, b)) < _median_seconds(lambda: af @ bf)
+    return exact and median_seconds(lambda: torch._int_mm(a, b)) < median_seconds(lambda: af @ bf)
 
 
-def _median_seconds(product, repeats: int = 5) -> float:
-    product()  # warm-up: the first call picks and JIT-compiles a kernel
+def median_seconds(product: Callable[[], object], repeats: int = 5) -> float:
+    """Median wall time of `product()` over `repeats` calls, after one warm-up call (the first
+    picks and JIT-compiles a kernel)."""
+    product()
     times = []
     for _ in range(repeats):
         t0 = time.perf_counter()

@@ -17,13 +17,12 @@ from __future__ import annotations
 
 import logging
 import os
-import time
 from functools import lru_cache
 from pathlib import Path
 
 import torch
 
-from saelight.sae.int8_shortlist import cpu_has_fast_int8
+from saelight.sae.int8_shortlist import cpu_has_fast_int8, median_seconds
 
 log = logging.getLogger(__name__)
 
@@ -44,22 +43,12 @@ def cpu_flags(cpuinfo: str | Path = "/proc/cpuinfo") -> set[str]:
     return set()
 
 
-def _median_seconds(a: torch.Tensor, b: torch.Tensor, repeats: int = 3) -> float:
-    a @ b  # warm-up: the first call picks and JIT-compiles a kernel
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        a @ b
-        times.append(time.perf_counter() - t0)
-    return sorted(times)[len(times) // 2]
-
-
 def _bf16_over_fp32(rows: int, d_in: int, d_out: int, repeats: int) -> float:
     """Time of a (rows × d_in) @ (d_in × d_out) product in bf16 over that in fp32."""
     g = torch.Generator().manual_seed(0)
     a, b = torch.randn(rows, d_in, generator=g), torch.randn(d_in, d_out, generator=g)
-    fp32 = _median_seconds(a, b, repeats)
-    return _median_seconds(a.bfloat16(), b.bfloat16(), repeats) / fp32
+    a16, b16 = a.bfloat16(), b.bfloat16()
+    return median_seconds(lambda: a16 @ b16, repeats) / median_seconds(lambda: a @ b, repeats)
 
 
 def bf16_matmul_is_faster(rows: int = 64, d_in: int = 256, d_out: int = 1024) -> bool:
