@@ -116,18 +116,27 @@ class QuantizedEncoder:
         return torch._int_mm(self.rows(x_c, x_q), self.weight, out=out)
 
 
-def int8_matmul_is_exact_and_faster(rows: int = 256, d_in: int = 768, d_out: int = 1024) -> bool:
+def int8_matmul_is_exact_and_faster(rows: int = 512, d_in: int = 768, d_out: int = 4096) -> bool:
     """One (rows × d_in) @ (d_in × d_out) product in int8 (7-bit weights) and in fp32: is the
-    int8 one exact and faster? 0.4 GFLOP: ~2 ms in fp32 on 2 AVX2 cores."""
+    int8 one exact and faster? The shape of a shortlist chunk (3.2 GFLOP, ~15 ms in fp32 on 2
+    AVX2 cores, run once per process where bf16 is not native): oneDNN's int8 products pay a
+    per-call cost that small ones do not hide (AVX2 kernels, 256 × 776 × 1024: int8 slower
+    than fp32), and its kernel depends on the inner width, so the operands are `inner_width`
+    wide as the shortlist's are (on the AMX CPU exactly 768 took 28 ms at 1024 outputs, 776
+    took 0.24)."""
     g = torch.Generator().manual_seed(0)
-    a = torch.randint(-X_LEVELS, X_LEVELS + 1, (rows, d_in), generator=g, dtype=torch.int8)
-    b = torch.randint(-W_LEVELS, W_LEVELS + 1, (d_out, d_in), generator=g, dtype=torch.int8).t()
+    inner = inner_width(d_in)
+    a = torch.randint(-X_LEVELS, X_LEVELS + 1, (rows, inner), generator=g, dtype=torch.int8)
+    b = torch.randint(-W_LEVELS, W_LEVELS + 1, (d_out, inner), generator=g, dtype=torch.int8).t()
     try:
-        exact = torch.equal(torch._int_mm(a, b).long(), a.long() @ b.long())
+        product = torch._int_mm(a, b)
     except RuntimeError:  # no int8 matmul kernel in this build
         return False
+    # a corner against int64 arithmetic (a saturating kernel errs everywhere)
+    exact = torch.equal(product[:16, :512].long(), a[:16].long() @ b[:, :512].long())
     af, bf = a.float(), b.float()
-    return exact and median_seconds(lambda: torch._int_mm(a, b)) < median_seconds(lambda: af @ bf)
+    int8, fp32 = median_seconds(lambda: torch._int_mm(a, b), 3), median_seconds(lambda: af @ bf, 3)
+    return exact and int8 < fp32
 
 
 def median_seconds(product: Callable[[], object], repeats: int = 5) -> float:

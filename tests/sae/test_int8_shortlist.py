@@ -91,14 +91,21 @@ def test_small_chunks_and_a_short_last_chunk(monkeypatch: pytest.MonkeyPatch) ->
     torch.testing.assert_close(idx, z.topk(4).indices)
 
 
-def test_the_probe_rejects_a_saturating_int8_kernel(monkeypatch: pytest.MonkeyPatch) -> None:
-    """AVX2's int16 pair sums saturate beyond 7-bit weights: a kernel that clips is not used."""
+@pytest.mark.parametrize("saturates", [True, False])
+def test_the_probe_rejects_a_saturating_int8_kernel(
+    monkeypatch: pytest.MonkeyPatch, saturates: bool
+) -> None:
+    """AVX2's int16 pair sums saturate beyond 7-bit weights: a kernel that clips is not used,
+    however fast (the timing is faked in int8's favour), and an exact one is."""
 
-    def saturating(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-        return (a.long() @ b.long()).clamp(-(1 << 15), (1 << 15) - 1).int()
+    def kernel(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        product = a.float() @ b.float()  # exact: |sums| < 2^24
+        return (product.clamp(-(1 << 15), (1 << 15) - 1) if saturates else product).int()
 
-    monkeypatch.setattr(torch, "_int_mm", saturating)
-    assert int8_shortlist.int8_matmul_is_exact_and_faster() is False
+    monkeypatch.setattr(torch, "_int_mm", kernel)
+    timings = iter([1.0, 2.0])  # int8 first, then fp32
+    monkeypatch.setattr(int8_shortlist, "median_seconds", lambda product, repeats: next(timings))
+    assert int8_shortlist.int8_matmul_is_exact_and_faster() is not saturates
 
 
 @pytest.mark.parametrize(("value", "expected"), [("on", True), ("off", False), (" On", True)])
