@@ -9,8 +9,8 @@ The quantisation makes each row's ranking key one integer matmul, with no float 
 (rows, d_sae) block:
 
 - x - b_dec per row to ±`X_LEVELS`: rows differ in norm by orders of magnitude (silence and
-  speech), and one scale for the batch lost a third of the top-k entries of the quiet rows in a
-  test with log-normal row norms;
+  speech), and one scale for the batch missed 39 % of the top-32 entries of 4096 rows with
+  log-normal norms (per row: 0.1 %, and none with the margin);
 - W_enc per tensor to ±`W_LEVELS`, 7 bits: AVX2 multiplies u8 by s8 with int16 pair sums
   (vpmaddubsw), which saturate beyond that (with ±127 weights oneDNN's AVX2 products are wrong);
 - b_enc through `BIAS_COLUMNS` extra input columns: W's extra rows hold b_enc in steps of β,
