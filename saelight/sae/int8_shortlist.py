@@ -25,16 +25,12 @@ per process that the int8 product is exact and faster than fp32).
 
 from __future__ import annotations
 
-import logging
-import os
-import time
-from collections.abc import Callable
 from functools import lru_cache
 
 import torch
 from torch import Tensor
 
-log = logging.getLogger(__name__)
+from saelight.sae.cpu_probe import median_seconds, overridable
 
 ENV = "SAELIGHT_INT8_SHORTLIST"
 X_LEVELS = 127
@@ -88,7 +84,8 @@ class QuantizedEncoder:
         low, high = torch.aminmax(W_t)  # one pass, no |W| temporary (6x faster than inf-norm)
         self.s_w = torch.maximum(high, -low).clamp_min(TINY) / W_LEVELS
         self.beta = b_enc.abs().amax().clamp_min(TINY) / W_LEVELS
-        q = W_t.new_zeros(d_sae, inner_width(self.d_in), dtype=torch.int8)
+        q = W_t.new_empty(d_sae, inner_width(self.d_in), dtype=torch.int8)
+        q[:, self.d_in + BIAS_COLUMNS :] = 0  # padding (only its columns: no full zero fill)
         scaled = W_t.new_empty(min(block_rows, d_sae), self.d_in)
         for lo in range(0, d_sae, block_rows):
             block = W_t[lo : lo + block_rows]
@@ -139,26 +136,7 @@ def int8_matmul_is_exact_and_faster(rows: int = 512, d_in: int = 768, d_out: int
     return exact and int8 < fp32
 
 
-def median_seconds(product: Callable[[], object], repeats: int = 5) -> float:
-    """Median wall time of `product()` over `repeats` calls, after one warm-up call (the first
-    picks and JIT-compiles a kernel)."""
-    product()
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        product()
-        times.append(time.perf_counter() - t0)
-    return sorted(times)[len(times) // 2]
-
-
 @lru_cache(maxsize=1)
 def cpu_has_fast_int8() -> bool:
     """True if this process's CPU runs the shortlist's int8 matmul exactly and faster than fp32."""
-    choice = os.environ.get(ENV, "auto").strip().lower()
-    if choice in ("on", "off"):
-        return choice == "on"
-    if choice != "auto":
-        log.warning("%s=%r is not one of auto, on, off: measuring", ENV, choice)
-    faster = int8_matmul_is_exact_and_faster()
-    log.debug("int8 shortlist %s", faster)
-    return faster
+    return overridable(ENV, lambda: int8_matmul_is_exact_and_faster())

@@ -6,8 +6,8 @@ finds each row's candidate latents with a bf16 encoder matmul and re-ranks them 
 CPUs such as AMD EPYC Rome/Milan) oneDNN emulates bf16 about 100-1000x slower than fp32, and
 that shortlist would be a trap: there the shortlist is int8 where that is exact and faster
 (`saelight.sae.int8_shortlist`), else the step stays fp32. The choice is measured once per
-process (flags, then one small timed matmul in each dtype), because CPU flags alone can lie:
-`ONEDNN_MAX_CPU_ISA=AVX2` or a VM can hide the instructions oneDNN would use.
+process (flags, then timed matmuls in each dtype: `bf16_matmul_is_faster`), because CPU flags
+alone can lie: `ONEDNN_MAX_CPU_ISA=AVX2` or a VM can hide the instructions oneDNN would use.
 
 `SAELIGHT_BF16_SHORTLIST=on|off` overrides the measurement (`auto`, the default, measures), as
 `SAELIGHT_INT8_SHORTLIST` does for int8.
@@ -15,16 +15,14 @@ process (flags, then one small timed matmul in each dtype), because CPU flags al
 
 from __future__ import annotations
 
-import logging
-import os
 from functools import lru_cache
 from pathlib import Path
 
 import torch
 
-from saelight.sae.int8_shortlist import cpu_has_fast_int8, median_seconds
-
-log = logging.getLogger(__name__)
+from saelight.sae.cpu_probe import median_seconds, overridable
+from saelight.sae.int8_shortlist import cpu_has_fast_int8
+from saelight.sae.int8_shortlist import pays_off as int8_pays_off
 
 ENV = "SAELIGHT_BF16_SHORTLIST"
 BF16_FLAGS = ("amx_bf16", "avx512_bf16")
@@ -64,28 +62,30 @@ def bf16_matmul_is_faster(rows: int = 64, d_in: int = 256, d_out: int = 1024) ->
 @lru_cache(maxsize=1)
 def cpu_has_native_bf16() -> bool:
     """True if this process's CPU matmuls in bf16 faster than in fp32 (see the module doc)."""
-    choice = os.environ.get(ENV, "auto").strip().lower()
-    if choice in ("on", "off"):
-        return choice == "on"
-    if choice != "auto":
-        log.warning("%s=%r is not one of auto, on, off: measuring", ENV, choice)
-    flags = cpu_flags()
-    if flags and not flags & set(BF16_FLAGS):
-        return False
-    faster = bf16_matmul_is_faster()
-    log.debug("bf16 shortlist %s (bf16 flags: %s)", faster, sorted(flags & set(BF16_FLAGS)))
-    return faster
+
+    def measure() -> bool:
+        flags = cpu_flags()
+        return not (flags and not flags & set(BF16_FLAGS)) and bf16_matmul_is_faster()
+
+    return overridable(ENV, measure)
 
 
-def shortlist_dtype(weight: torch.Tensor, compute: torch.dtype) -> torch.dtype:
+def shortlist_dtype(
+    weight: torch.Tensor, compute: torch.dtype, batch: int | None = None, k: int | None = None
+) -> torch.dtype:
     """The dtype the sparse path's encoder matmul runs in: `compute` (the autocast or weight
     dtype), except an fp32 matmul on CPU, which shortlists in bf16 where the CPU has native bf16
-    and else in int8 where that is exact and faster (`saelight.sae.int8_shortlist`)."""
+    and else in int8 where that is exact and faster (`saelight.sae.int8_shortlist`) and, given
+    the step's `batch` and `k`, pays off at its shape (`int8_shortlist.pays_off`)."""
     if compute != torch.float32 or weight.device.type != "cpu":
         return compute
     if cpu_has_native_bf16():
         return torch.bfloat16
-    return torch.int8 if cpu_has_fast_int8() else compute
+    if not cpu_has_fast_int8():
+        return compute
+    if batch is not None and k is not None and not int8_pays_off(batch, *weight.shape, k):
+        return compute
+    return torch.int8
 
 
 def emulated_bf16_warning(precision: object, accelerator: object) -> str | None:

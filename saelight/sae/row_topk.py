@@ -41,11 +41,12 @@ INT_OF = {
     torch.float64: torch.int64,
     torch.int32: torch.int32,
 }
-"""The signed integer type whose order matches a float type's on non-negative values."""
+"""The signed integer type whose order matches a float type's on non-negative values; int32 keys
+(the int8 shortlist's products) are their own."""
 
 
 def row_topk_indices(z: Tensor, n: int) -> Tensor:
-    """z: (rows, d) float -> (rows, n) indices of each row's n largest entries, in no order.
+    """z: (rows, d) float or int32 -> (rows, n) indices of each row's n largest entries, unordered.
 
     Non-negative entries are ranked exactly as `torch.topk` ranks them (up to ties); negative
     ones only below them (see the module docstring). Two levels of groups when d is a multiple

@@ -48,7 +48,6 @@ from saelight.sae.encoder_topk import (  # noqa: F401 (re-exported: the sparse p
     topk_pre_activations,
     transposed,
 )
-from saelight.sae.int8_shortlist import pays_off as int8_pays_off
 from saelight.sae.native_bf16 import shortlist_dtype
 from saelight.sae.sparse_pattern import (  # noqa: F401 (re-exported: the sparse path's API)
     TRANSPOSE_BLOCK,
@@ -222,9 +221,7 @@ def sparse_topk_codes(
         the Pattern, ready for the sparse backward; z_pre (batch, d_sae) without grad, or None:
         see `topk_pre_activations`).
     """
-    dtype = shortlist_dtype(W_enc, compute_dtype(W_enc))
-    if dtype == torch.int8 and not int8_pays_off(x.shape[0], *W_enc.shape, k):
-        dtype = W_enc.dtype
+    dtype = shortlist_dtype(W_enc, compute_dtype(W_enc), x.shape[0], k)
     top, idx, z_pre = topk_pre_activations(x, b_dec, W_enc, b_enc, k, sorted, dtype)
     p = pattern_from_topk(idx, W_enc.shape[1], transpose=True)
     vals = F.relu(_SelectLinear.apply(x, b_dec, W_enc, b_enc, top.reshape(-1), p))
