@@ -49,8 +49,8 @@ from steps import (  # noqa: E402
 
 from saelight.io.config_bases import load_with_bases  # noqa: E402
 from saelight.sae import TopKSAE  # noqa: E402
-from saelight.sae.int8_shortlist import cpu_has_fast_int8  # noqa: E402
-from saelight.sae.native_bf16 import cpu_flags, cpu_has_native_bf16  # noqa: E402
+from saelight.sae.kernels.int8_shortlist import cpu_has_fast_int8  # noqa: E402
+from saelight.sae.kernels.native_bf16 import cpu_flags, cpu_has_native_bf16  # noqa: E402
 
 PLAIN = "plain dense fp32 loop"
 SHIPPED = "saelight as shipped (library defaults, fp32)"

@@ -21,7 +21,7 @@ import torch
 from steps import load_average, measure, saelight_step, synthetic_batches
 
 from saelight.sae import TopKSAE
-from saelight.sae.sparse_ops import SPARSE_AUTO_MAX_DENSITY, use_sparse
+from saelight.sae.kernels.sparse_ops import SPARSE_AUTO_MAX_DENSITY, use_sparse
 
 
 def cell(args: argparse.Namespace, data: list[torch.Tensor], d_sae: int, k: int) -> dict:

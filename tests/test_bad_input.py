@@ -17,7 +17,8 @@ from saelight.audio import AudioFolder
 from saelight.audio.base import BadAudioError
 from saelight.cache import ActivationCache, CacheMismatchError, CacheReader
 from saelight.cache.format import npy_bytes, sha256_bytes
-from saelight.cli import main, make_cli
+from saelight.cli import main
+from saelight.commands.train import make_cli
 from saelight.evaluation.layer import SplitData, probe_labels
 
 CONFIG = Path(__file__).parent / "data" / "tiny_csv.yaml"

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 import yaml
 
-from saelight.cli import SaelightCLI, make_cli
+from saelight.commands.train import SaelightCLI, make_cli
 from saelight.io.config_bases import load_with_bases
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -57,12 +57,12 @@ def test_help_lists_every_subcommand_one_line_each() -> None:
 
 @pytest.mark.parametrize("name", ["cache", "report", "inspect", "layer-sweep", "push", "splice"])
 def test_each_subcommand_help_is_its_own(name: str) -> None:
-    from saelight.cli import COMMANDS
+    from saelight.cli import verb_function
 
     done = saelight(name, "--help")
     assert done.returncode == 0, done.stderr
     assert done.stdout.startswith(f"usage: saelight {name}")
-    first_words = " ".join(COMMANDS[name].__doc__.split()[:4])
+    first_words = " ".join(verb_function(name).__doc__.split()[:4])
     assert first_words in " ".join(done.stdout.split())
     assert "--trainer.max_epochs" not in done.stdout  # not the Trainer's help
 

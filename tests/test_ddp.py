@@ -16,7 +16,8 @@ import pytest
 import torch
 
 from saelight.cache import CacheReader
-from saelight.cli import main, make_cli
+from saelight.cli import main
+from saelight.commands.train import make_cli
 
 TESTS = Path(__file__).parent
 CONFIG = TESTS / "data" / "tiny_csv.yaml"

@@ -23,7 +23,8 @@ import pytest
 
 import saelight.io.atomic as atomic
 from saelight.cache import ActivationCache, CacheCorruptError, CacheReader
-from saelight.cli import main, make_cli
+from saelight.cli import main
+from saelight.commands.train import make_cli
 
 CONFIG = Path(__file__).parent / "data" / "tiny_csv.yaml"
 

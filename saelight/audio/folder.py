@@ -50,6 +50,7 @@ from saelight.audio.manifest import (
     MissingLabel,
     read_manifest,
 )
+from saelight.io.defaults import DATA_SEED
 
 DEFAULT_PATH_COLUMN = "file_name"
 DEFAULT_LABEL_NAME = "label"
@@ -74,7 +75,7 @@ class AudioFolder(AudioSource):
         extensions: tuple[str, ...] = (".wav", ".flac", ".ogg", ".mp3", ".aif", ".aiff"),
         val_fraction: float = 0.1,
         test_fraction: float = 0.2,
-        seed: int = 0,
+        seed: int = DATA_SEED,
         min_duration_s: float = 0.1,
     ) -> None:
         """Read and check the manifest, or scan the tree (no audio is decoded here).

@@ -38,6 +38,7 @@ from saelight.audio.base import (
     fraction_splits,
 )
 from saelight.audio.decode import file_rate, load_audio, validate_waveform
+from saelight.io.defaults import DATA_SEED
 
 if TYPE_CHECKING:
     from datasets import Dataset
@@ -110,7 +111,7 @@ class HFAudioDataset(AudioSource):
         cache_dir: str | None = None,
         val_fraction: float = 0.1,
         test_fraction: float = 0.2,
-        seed: int = 0,
+        seed: int = DATA_SEED,
         min_duration_s: float = 0.1,
     ) -> None:
         """Open the dataset and build the clip list (no audio is decoded here).

@@ -61,6 +61,7 @@ import numpy as np
 from saelight.audio.base import SPLITS, VOCALSET_TECHNIQUES, AudioSource, BadSourceError, Clip
 from saelight.audio.decode import resample
 from saelight.audio.voice import FADE_S, VoiceParams, semitones, synthesise, tilt_db, voicing
+from saelight.io.defaults import DATA_SEED
 
 VOWEL_FORMANTS: dict[str, tuple[float, float, float, float]] = {
     "a": (730.0, 1090.0, 2440.0, 3400.0),
@@ -220,7 +221,7 @@ class SyntheticSinging(AudioSource):
         n_singers: int = 8,
         n_val_singers: int = 1,
         n_test_singers: int = 2,
-        seed: int = 0,
+        seed: int = DATA_SEED,
     ) -> None:
         """Build the clip list (parameters only; audio is rendered in `load`).
 

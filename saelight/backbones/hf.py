@@ -212,22 +212,24 @@ class HFBackbone(Backbone):
             or the fixed output length of AST and Whisper (with `whisper_window_s`: the longest
             clip's window).
         """
-        waves = self._check_waves(waves)
+        waves = self.prepare_waves(waves)
         self.load()  # from here on the family runs on the real weights
         lengths = [len(w) for w in waves]
         total = self.family.output_frames(max(lengths))
         mask = torch.zeros(len(waves), total, dtype=torch.bool)
         hidden = {layer: torch.zeros(len(waves), total, self.hidden_size) for layer in self.layers}
-        for chunk in self._plan(lengths):
+        for chunk in self.plan_batches(lengths):
             with torch.inference_mode():
-                states, chunk_mask = self._forward([waves[i] for i in chunk])
+                states, chunk_mask = self.forward_hidden([waves[i] for i in chunk])
                 index, t = torch.tensor(chunk), chunk_mask.shape[1]
                 mask[index, :t] = chunk_mask.cpu()
                 for layer, h in states.items():
                     hidden[layer][index, :t] = (h.float() * chunk_mask.unsqueeze(-1)).cpu()
         return hidden, mask
 
-    def _forward(self, waves: list[np.ndarray]) -> tuple[dict[int, torch.Tensor], torch.Tensor]:
+    def forward_hidden(
+        self, waves: list[np.ndarray]
+    ) -> tuple[dict[int, torch.Tensor], torch.Tensor]:
         """One forward pass over clips that may share a batch: ({layer: (b, t, D)}, mask (b, t))."""
         inputs = {k: v.to(self.device) for k, v in self.family.features(waves).items()}
         # Models built on transformers' output capturing keep only the requested hidden states.
@@ -245,7 +247,7 @@ class HFBackbone(Backbone):
         lengths = [len(w) for w in waves]
         return {i: states[i] for i in self.layers}, self.family.frame_mask(lengths, t, self.device)
 
-    def _plan(self, lengths: list[int]) -> list[list[int]]:
+    def plan_batches(self, lengths: list[int]) -> list[list[int]]:
         """Split clip indices into forward passes: longest first, at most `max_batch_seconds` each.
 
         Only clips the family lets share a pass go together (waveform models that pad inexactly:
@@ -263,7 +265,7 @@ class HFBackbone(Backbone):
             chunks.append([i])
         return chunks
 
-    def _check_waves(self, waves: list[np.ndarray]) -> list[np.ndarray]:
+    def prepare_waves(self, waves: list[np.ndarray]) -> list[np.ndarray]:
         """`waves` as 1-D float32 arrays (see `check_waves`); warns about clips that are cut."""
         out = check_waves(waves, self.min_samples, self.sample_rate, self.model_class)
         limit = self.family.max_samples

@@ -34,6 +34,7 @@ from transformers import (
 
 from saelight.backbones.hf import HFBackbone
 from saelight.io.atomic import atomic_write_text
+from saelight.io.defaults import DATA_SEED
 
 log = logging.getLogger(__name__)
 
@@ -64,7 +65,7 @@ class UntrainedBackbone(HFBackbone):
         arch: Literal["hubert", "wav2vec2", "wavlm"] = "hubert",
         num_layers: int = 4,
         hidden_size: int = 128,
-        seed: int = 0,
+        seed: int = DATA_SEED,
         save_dir: str = "~/.cache/saelight/untrained",
         **kwargs: Any,
     ) -> None:

@@ -31,6 +31,7 @@ from saelight.cache.reader import CacheReader
 from saelight.cache.rows import EGEMAPS_RATE, load_waves, row_metadata, segment_egemaps
 from saelight.cache.segments import Segment, plan_segments
 from saelight.cache.writer import ShardWriter
+from saelight.io.defaults import DATA_SEED
 from saelight.io.progress import progress as progress_bar
 
 log = logging.getLogger(__name__)
@@ -85,7 +86,7 @@ class ActivationCache:
         batch_size: int = 16,
         on_bad_input: Literal["skip", "error"] = "skip",
         egemaps: bool = False,
-        seed: int = 0,
+        seed: int = DATA_SEED,
         on_locked: Literal["wait", "error"] = "wait",
     ) -> None:
         self.check_args(
@@ -312,14 +313,14 @@ class ActivationCache:
                 range(start, end),
                 clips[start:end],
                 pool.map(
-                    lambda i, clip: self._segments_or_error(i, clip, egemaps=self.egemaps),
+                    lambda i, clip: self.segments_or_error(i, clip, egemaps=self.egemaps),
                     range(start, end),
                     clips[start:end],
                 ),
                 strict=True,
             )
 
-    def _segments_or_error(
+    def segments_or_error(
         self, index: int, clip: Clip, egemaps: bool = False
     ) -> list[tuple[Segment, np.ndarray, dict[str, float]]] | BadAudioError:
         """(segment, its wave, its extra factor columns: the test segments' eGeMAPS when

@@ -25,6 +25,7 @@ from saelight.evaluation.layer import (
     run_probe,
 )
 from saelight.evaluation.results import confusion_labels, probe_acc_key, write_results
+from saelight.io.defaults import EVAL_SEED, K_ABLATE, MAX_ROWS, SPLICE_SPLIT
 from saelight.io.layout import RunLayout
 from saelight.module import SAEModule
 from saelight.sae.base import SAE
@@ -84,13 +85,13 @@ class SAEEvaluation(L.Callback):
         factors: list[str] | None = None,
         probe_train_crops: int = 1,
         every_n_val_epochs: int = 0,
-        max_rows_per_split: int = 20_000,
+        max_rows_per_split: int = MAX_ROWS,
         protocol: Literal["saelight", "paper"] | None = None,
         bootstrap: int = 0,
         report: bool = True,
         splice: bool = False,
         splice_max_clips: int = 40,
-        seed: int = 42,
+        seed: int = EVAL_SEED,
         dirpath: str | None = None,
     ) -> None:
         if probe not in ("paper", "logistic"):
@@ -231,13 +232,8 @@ class SAEEvaluation(L.Callback):
     def _splice(self, trainer: L.Trainer, pl_module: SAEModule, layout: RunLayout) -> None:
         """Splice every SAE of the grid (best exports when present, named by their export key as
         `saelight splice` names them) and log the tables and figure to the run's W&B run."""
-        from saelight.evaluation.splice_command import (
-            K_ABLATE,
-            SPLIT,
-            backbone_title,
-            splice_run,
-            write_splice,
-        )
+        from saelight.evaluation.splice_run import splice_run
+        from saelight.report.splice_figure import backbone_title, write_splice
         from saelight.report.splice_section import SPLICE_PNG, log_splice
 
         dm = trainer.datamodule
@@ -258,7 +254,13 @@ class SAEEvaluation(L.Callback):
             saes.setdefault(e.layer, {})[e.key] = (sae, e.sparsity)
         # `saelight splice`'s defaults, so both paths write the same splice.json.
         payload = splice_run(
-            dm.cache, saes, SPLIT, self.splice_max_clips, self.opts.labels, K_ABLATE, self.opts.seed
+            dm.cache,
+            saes,
+            SPLICE_SPLIT,
+            self.splice_max_clips,
+            self.opts.labels,
+            K_ABLATE,
+            self.opts.seed,
         )
         payload = {"run": str(layout.root.resolve()), **payload}
         folder = layout.splice

@@ -10,6 +10,7 @@ from saelight.audio.base import SPLITS
 from saelight.cache.build import ActivationCache
 from saelight.cache.reader import CacheReader
 from saelight.data.batches import CachedBatches, ResumableLoader, rank_and_world
+from saelight.io.defaults import DATA_SEED
 from saelight.io.errors import ConfigError
 
 
@@ -37,7 +38,7 @@ class ActivationDataModule(L.LightningDataModule):
         eval_batch_size: int = 4096,
         buffer_rows: int = 1 << 20,
         num_workers: int = 0,
-        seed: int = 0,
+        seed: int = DATA_SEED,
         verify_checksums: bool = True,
     ) -> None:
         super().__init__()

@@ -28,6 +28,7 @@ from sklearn.preprocessing import StandardScaler
 from torch import Tensor
 
 from saelight.explorer.selectivity import detector_f1, detector_order, label_auroc
+from saelight.io.defaults import MAX_ROWS
 
 log = logging.getLogger(__name__)
 MATCH_POOL = 4
@@ -51,7 +52,7 @@ class CrossFitProbe:
         clips: np.ndarray,
         labels: dict[str, np.ndarray],
         seed: int,
-        max_rows: int = 20_000,
+        max_rows: int = MAX_ROWS,
     ) -> None:
         rng = np.random.default_rng(seed)
         n_clips = max(len(v) for v in labels.values())

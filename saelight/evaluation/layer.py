@@ -42,6 +42,7 @@ from saelight.evaluation.results import (
     probe_delta_key,
     probe_f1_key,
 )
+from saelight.io.defaults import EVAL_SEED
 from saelight.metrics.disentanglement import lasso_completeness
 from saelight.metrics.disentanglement_dci import dci
 from saelight.metrics.disentanglement_info import information_scores
@@ -83,14 +84,20 @@ class EvalOptions:
     standard_scores: bool = True
     factors: list[str] | None = None
     probe_train_crops: int = 1
-    seed: int = 42
+    seed: int = EVAL_SEED
+
+
+_WARNED: set[str] = set()
+"""Unprobeable-label warnings already given: the callback asks per SAE and per epoch, the
+evaluation per layer, and the same splits give the same reason each time."""
 
 
 def probe_labels(splits: dict[str, SplitData], wanted: list[str] | None) -> list[str]:
     """Labels a probe can learn: ≥2 classes in train and every val/test class seen in train.
 
     A label whose groups are split apart (e.g. `singer` when splits are by singer) cannot be probed
-    across splits; it is skipped with a log line rather than scored as 0.
+    across splits: rather than scored as 0 it is skipped, with one WARNING line per label and
+    process saying why and how to make it probeable (`unprobeable_reason`).
     """
     names = label_names(splits["train"].meta.columns)
     if wanted is not None:
@@ -104,15 +111,32 @@ def probe_labels(splits: dict[str, SplitData], wanted: list[str] | None) -> list
         train = set(splits["train"].meta[column])
         unseen = (set(splits["val"].meta[column]) | set(splits["test"].meta[column])) - train
         if len(train) < 2 or unseen:
-            log.info(
-                "label %r not probed: %d train classes, classes unseen in train: %s",
-                name,
-                len(train),
-                sorted(unseen)[:5],
-            )
+            reason = unprobeable_reason(name, sorted(map(str, train)), sorted(map(str, unseen)))
+            if reason not in _WARNED:
+                _WARNED.add(reason)
+                log.warning("%s", reason)
             continue
         usable.append(name)
     return usable
+
+
+def unprobeable_reason(name: str, train: list[str], unseen: list[str]) -> str:
+    """One line: why label `name` cannot be probed and what would make it probeable."""
+    shown = ", ".join(unseen[:5]) + (f" (+{len(unseen) - 5} more)" if len(unseen) > 5 else "")
+    if len(train) < 2:
+        why = f"train holds {len(train)} value(s) of it and a probe needs at least 2"
+    else:
+        why = (
+            f"{len(unseen)} of its val/test values never occur in train ({shown}): the split "
+            "keeps its groups apart (e.g. splits by singer or speaker), so a probe fitted on "
+            "train cannot predict them"
+        )
+    fix = (
+        "to probe it, build the cache with a split where every val/test value also has train "
+        "clips (e.g. a manifest `split_column`, or a `group_column` other than this label); "
+        "SAEEvaluation(labels=[...]) lists the labels to probe"
+    )
+    return f"label {name!r} is not probed: {why}; {fix}"
 
 
 def label_arrays(splits: dict[str, SplitData], label: str) -> dict[str, np.ndarray]:

@@ -13,18 +13,14 @@ A cache built with `protocol: paper` is scored on its `test_head` rows (each tes
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
-from matplotlib.backends.backend_agg import FigureCanvasAgg
-from matplotlib.figure import Figure
 
 from saelight.audio.base import SPLITS
 from saelight.cache.format import TEST_HEAD, label_column
 from saelight.cache.reader import CacheReader
-from saelight.io.atomic import atomic_write_text
 from saelight.metrics.probe import ProbeResult, linear_probe, logistic_probe
 
 
@@ -113,83 +109,3 @@ def layer_sweep(
             }
         )
     return results
-
-
-def sweep_figure(results: list[dict[str, Any]], label: str, title: str) -> Figure:
-    """Test and val accuracy (%) vs layer."""
-    fig = Figure(figsize=(6, 4), layout="constrained")
-    FigureCanvasAgg(fig)
-    ax = fig.subplots()
-    layers = [r["layer"] for r in results]
-    ax.plot(layers, [100 * r["accuracy"] for r in results], marker="o", label="test")
-    ax.plot(
-        layers, [100 * r["val_accuracy"] for r in results], marker=".", linestyle=":", label="val"
-    )
-    ax.set_xticks(layers)
-    ax.set_xlabel("layer (0 = embeddings)")
-    ax.set_ylabel(f"{label} probe accuracy (%)")
-    ax.set_title(title)
-    ax.grid(alpha=0.3)
-    ax.legend()
-    return fig
-
-
-def format_table(results: list[dict[str, Any]]) -> str:
-    """A Markdown table: layer, test accuracy (%), macro-F1, val accuracy (%)."""
-    lines = ["| layer | test acc (%) | macro-F1 | val acc (%) |", "|---|---:|---:|---:|"]
-    lines += [
-        f"| L{r['layer']} | {100 * r['accuracy']:.2f} | {r['macro_f1']:.3f} | "
-        f"{100 * r['val_accuracy']:.2f} |"
-        for r in results
-    ]
-    return "\n".join(lines)
-
-
-def layer_sweep_command(
-    cache: str,
-    label: str = "technique",
-    probe: Literal["logistic", "paper"] = "logistic",
-    layers: list[int] | None = None,
-    max_rows: int = 20_000,
-    seed: int = 42,
-    out: str | None = None,
-) -> None:
-    """Probe the dense activations of every cached layer for one label: accuracy vs layer.
-
-    Writes `layer_sweep_<label>.json` and `.png` and prints the table, so the layers worth an
-    SAE can be chosen before training any.
-
-    Args:
-        cache: activation cache directory holding the layers to compare.
-        label: metadata label to probe (e.g. technique, vowel).
-        probe: "logistic" (fast) or "paper" (linear layer, 120 epochs, best epoch by val loss).
-        layers: layers to probe (default: every cached layer).
-        max_rows: rows per split, subsampled for frame caches.
-        seed: seed of the probe and of the subsampling.
-        out: output folder (default: `<cache>/../layer_sweep`).
-    """
-    results = layer_sweep(cache, label, probe, layers, max_rows, seed)
-    folder = Path(out) if out else Path(cache).resolve().parent / "layer_sweep"
-    folder.mkdir(parents=True, exist_ok=True)
-    reader = CacheReader(cache)
-    backbone = reader.manifest.get("backbone", {})
-    stem = f"layer_sweep_{label}"
-    payload = {
-        "cache": str(cache),
-        "backbone": backbone,
-        "label": label,
-        "probe": probe,
-        "seed": seed,
-        "max_rows": max_rows,
-        "test_split": probe_test_split(reader),
-        "layers": results,
-    }
-    atomic_write_text(folder / f"{stem}.json", json.dumps(payload, indent=1))
-    title = f"{Path(str(backbone.get('model', ''))).name}: dense {label} probe ({probe})"
-    sweep_figure(results, label, title).savefig(folder / f"{stem}.png", dpi=120)
-    print(format_table(results))
-    best = max(results, key=lambda r: r["accuracy"])
-    print(
-        f"best layer: L{best['layer']} ({100 * best['accuracy']:.2f} %); "
-        f"wrote {folder / stem}.json and .png"
-    )

@@ -6,7 +6,7 @@ that reads hidden_states[L]), so every later layer and the final one see the spl
 L = N nothing runs after it, and the replacement is applied to the final hidden states directly.
 Only valid frames are replaced (the family's `frame_mask`, as extraction keeps them); padding
 frames keep whatever the model computes there. Batches, inputs and masks come from the backbone
-itself (`HFBackbone._plan` / `_forward`): no second extraction path.
+itself (`HFBackbone.plan_batches` / `forward_hidden`): no second extraction path.
 
 Variants, for x the valid rows of hidden_states[L], z = encode(x), x̂ = decode(z):
 
@@ -37,6 +37,7 @@ from torch import Tensor, nn
 from saelight.backbones.base import Backbone
 from saelight.backbones.hf import HFBackbone
 from saelight.evaluation.ablation import CrossFitProbe, ProbeTally, latent_sets
+from saelight.io.defaults import DATA_SEED
 from saelight.io.errors import SaelightError
 
 Replace = Callable[[Tensor], Tensor]
@@ -121,7 +122,7 @@ def run_chunk(
     """({l: (n, D) float32 valid rows} for l = layer..N, mask (b, t)) of one forward pass."""
     hook.lengths, hook.replace = [len(w) for w in waves], replace
     with torch.inference_mode():
-        states, mask = backbone._forward(waves)
+        states, mask = backbone.forward_hidden(waves)
         rows = {i: h[mask].float() for i, h in states.items()}
         if layer == backbone.num_layers and replace is not None:
             rows[layer] = replace(rows[layer])  # nothing runs after the last layer
@@ -203,7 +204,7 @@ def _clean_pass(
 ) -> tuple[Tensor, Tensor, np.ndarray, float]:
     """(x (n, D) rows of layer L, probe-layer rows (n, D), clip of each row, hook check)."""
     xs, probes, clips, check = [], [], [], 0.0
-    for chunk in backbone._plan([len(w) for w in waves]):
+    for chunk in backbone.plan_batches([len(w) for w in waves]):
         rows, mask = run_chunk(backbone, hook, layer, [waves[i] for i in chunk], None)
         seen = hook.seen if hook.seen is not None and layer < backbone.num_layers else rows[layer]
         check = max(check, float((seen - rows[layer]).abs().max()))
@@ -222,7 +223,7 @@ def splice_fidelity(
     mean: Tensor | None = None,
     probe_layer: int | None = None,
     k_ablate: int = 0,
-    seed: int = 0,
+    seed: int = DATA_SEED,
 ) -> dict[str, Any]:
     """Downstream fidelity, probe drops and latent ablations of SAEs spliced in at `layer`.
 
@@ -244,7 +245,7 @@ def splice_fidelity(
         ablation}); per_layer keys are later layers (str), each with fvu, cosine, fidelity.
     """
     saes = {"sae": saes} if hasattr(saes, "encode") else dict(saes)
-    waves = backbone._check_waves(waves)
+    waves = backbone.prepare_waves(waves)
     n_layers = backbone.num_layers
     later = list(range(layer + 1, n_layers + 1)) or [n_layers]
     probe_layer = n_layers if probe_layer is None else probe_layer
@@ -290,7 +291,7 @@ def _spliced_pass(
     stats = {name: LayerStats() for name in variants}
     tallies = {name: ProbeTally() for name in ["clean", *variants]}
     clean_stats = CleanStats()
-    for chunk in backbone._plan([len(w) for w in waves]):
+    for chunk in backbone.plan_batches([len(w) for w in waves]):
         part = [waves[i] for i in chunk]
         clean, mask = run_chunk(backbone, hook, layer, part, None)
         clean_stats.update(clean, later)

@@ -4,11 +4,12 @@ for frame-level SAEs the latent's activation over the frames around its top fram
 The page is one file, so its size is capped (`max_bytes`, from `explore(max_page_mb=...)`): the
 latent data always goes in; of the room left, thumbnails (and activation curves) may take up to
 `THUMBNAIL_SHARE` and audio takes the rest, including whatever the thumbnails leave. Both are
-handed out latent by latent in `order` (best selectivity first), each latent's top rows in
-activation order; a row already embedded for a better latent costs nothing again. The first item
-that does not fit closes its kind, so what is left out is always the tail: the rows of the
-lower-ranked latents. `PageMedia.summary` says how much was dropped; the page shows it as a note
-and `explore` logs it.
+handed out round-robin by rank: every latent's best row (latents in `order`, best selectivity
+first) before any latent's second-best row, so a cap leaves each latent at least one clip before
+it gives a better latent a second one. A row already embedded for another latent costs nothing
+again. The first item that does not fit closes its kind, so what is left out is always the tail:
+the lower ranks, of the lower-ranked latents first. `PageMedia.summary` says how much was
+dropped; `cap_note` words it for the page's note and the log.
 """
 
 from __future__ import annotations
@@ -192,10 +193,32 @@ def embed_media(
 def _pairs(
     order: np.ndarray, top_positions: np.ndarray, top_values: np.ndarray
 ) -> Iterator[tuple[int, int]]:
-    """(latent, stream position) of every top row: latents in `order`, rows by activation."""
-    for j in order:
-        for p in top_positions[top_values[:, j] > 0, j]:
-            yield int(j), int(p)
+    """(latent, stream position) of every top row, round-robin by rank: each latent's best row,
+    latents in `order`, then each latent's second-best row, and so on, so that under a cap
+    every latent gets one clip before any latent gets a second."""
+    order = np.asarray(order, dtype=np.int64)
+    for rank in range(top_positions.shape[0]):
+        for j in order[top_values[rank, order] > 0]:
+            yield int(j), int(top_positions[rank, j])
+
+
+def cap_note(summary: dict[str, Any], max_page_mb: float) -> str:
+    """What the page cap left out, in words ("" when nothing was), for the page note and the log.
+
+    Example:
+        >>> s = {"top_rows": 365, "unavailable": 0, "audio_rows": 171, "spectrogram_rows": 365}
+        >>> cap_note(s, 20)
+        'audio of 194 rows (of 365) left out to stay under 20 MB (--max_page_mb)'
+    """
+    total = summary["top_rows"] - summary["unavailable"]
+    parts = [
+        f"{kind} of {total - summary[key]} rows (of {total})"
+        for kind, key in (("audio", "audio_rows"), ("spectrograms", "spectrogram_rows"))
+        if summary[key] < total
+    ]
+    if not parts:
+        return ""
+    return f"{' and '.join(parts)} left out to stay under {max_page_mb:g} MB (--max_page_mb)"
 
 
 def _embed_row(

@@ -21,6 +21,10 @@ import yaml
 from saelight.io.errors import SaelightError
 
 BASE_KEY = "base"
+CONFIG_KEYS = ("seed_everything", "trainer", "model", "data", "optimizer", "lr_scheduler")
+"""Top-level keys of a run's config for LightningCLI; commands that read the same YAML accept
+and ignore the ones they do not use."""
+FIT_ONLY_KEYS = ("ckpt_path", "weights_only")
 
 
 def load_with_bases(path: Path, seen: tuple[Path, ...] = ()) -> dict[str, Any]:

@@ -20,6 +20,8 @@ import scipy.sparse as sp
 import torch
 from sklearn.linear_model import Lasso
 
+from saelight.io.defaults import EVAL_SEED
+
 ArrayLike = np.ndarray | torch.Tensor | Sequence
 FactorsLike = np.ndarray | torch.Tensor | Mapping[str, ArrayLike]
 
@@ -45,6 +47,9 @@ class LassoCompleteness:
         n_alive: ``K_alive``, code dimensions that vary on the fit rows.
         top: indices (into ``factor_names``) of the ``top`` factors by R², best first.
         held_out: whether R² was scored on rows the Lasso did not see.
+        summary: ``{r2,completeness,completeness_k_fair,entropy}_{mean,std}`` over ``top`` and
+            ``effective_dims``; ``nan`` when a top factor's Lasso kept no code (see
+            :func:`lasso_completeness`).
     """
 
     factor_names: list[str]
@@ -70,7 +75,7 @@ def lasso_completeness(
     top: int = 10,
     held_out: bool = True,
     test_fraction: float = 0.2,
-    seed: int = 42,
+    seed: int = EVAL_SEED,
     groups: ArrayLike | None = None,
     max_iter: int = 10_000,
 ) -> LassoCompleteness:
@@ -90,6 +95,14 @@ def lasso_completeness(
     With ``K_alive = 1`` the K-fair completeness is 1. R² is sklearn's,
     :math:`1 - SS_{res}/SS_{tot}` on the scored rows. ``summary`` holds mean and std (``ddof=0``)
     of R², completeness and K-fair completeness over the ``top`` factors by R².
+
+    The mean is a plain mean, not ``nanmean``: when one of the ``top`` factors has no coefficient
+    (its completeness and entropy are ``nan``; it can be among the top when fewer than ``top``
+    factors are predictable at all, as on a collapsed SAE), the completeness, K-fair
+    completeness and entropy means and stds, and ``effective_dims``, are ``nan``. Such a row
+    means "not computable on these top factors": averaging over the others would compare SAE and
+    dense rows over different factor sets. The report shows "–" and claim 3 counts it as not
+    computable (``saelight.report.claims_disentangle``); the per-factor arrays keep the rest.
 
     ``held_out=False`` is the paper's exact protocol: fit and score R² on all rows. The original
     normalises ``p`` and the log with ``eps=1e-6`` and fits in the codes' dtype (float32); this
@@ -285,7 +298,7 @@ def r2_columns(y: np.ndarray, y_hat: np.ndarray) -> np.ndarray:
 
 
 def split_rows(
-    n: int, test_fraction: float = 0.2, seed: int = 42, groups: ArrayLike | None = None
+    n: int, test_fraction: float = 0.2, seed: int = EVAL_SEED, groups: ArrayLike | None = None
 ) -> tuple[np.ndarray, np.ndarray]:
     """Deterministic train/test row split: ``(train_idx, test_idx)``, both sorted.
 

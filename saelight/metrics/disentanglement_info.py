@@ -26,6 +26,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from saelight.io.defaults import EVAL_SEED
 from saelight.metrics.disentanglement import (
     ArrayLike,
     FactorsLike,
@@ -77,7 +78,7 @@ def information_scores(
     factor_names: Sequence[str] | None = None,
     num_bins: int = 20,
     test_fraction: float = 0.2,
-    seed: int = 42,
+    seed: int = EVAL_SEED,
     groups: ArrayLike | None = None,
 ) -> InfoResult:
     r"""MIG, SAP and modularity in one pass (they share the discretisation and the MI matrix).

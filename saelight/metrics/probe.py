@@ -26,6 +26,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
+from saelight.io.defaults import EVAL_SEED
 from saelight.metrics.classification import (
     ArrayLike,
     accuracy,
@@ -72,7 +73,7 @@ def linear_probe(
     epochs: int = 120,
     batch_size: int = 32,
     lr: float = 1e-3,
-    seed: int = 42,
+    seed: int = EVAL_SEED,
     standardize: bool = False,
     device: str | torch.device = "cpu",
     num_threads: int | None = 1,
@@ -176,7 +177,7 @@ def logistic_probe(
     *,
     C: float = 1.0,
     max_iter: int = 1000,
-    seed: int = 42,
+    seed: int = EVAL_SEED,
 ) -> ProbeResult:
     """``StandardScaler`` + multinomial L2 ``LogisticRegression`` (lbfgs), fitted on train.
 
@@ -212,7 +213,7 @@ def k_sparse_probe(
     k: int = 8,
     C: float = 1.0,
     max_iter: int = 1000,
-    seed: int = 42,
+    seed: int = EVAL_SEED,
 ) -> ProbeResult:
     """:func:`logistic_probe` on the ``k`` features with the best :func:`class_separation` on train.
 

@@ -18,6 +18,7 @@ from typing import NamedTuple
 
 import numpy as np
 
+from saelight.io.defaults import DATA_SEED, EVAL_SEED
 from saelight.metrics.disentanglement import (
     ArrayLike,
     FactorsLike,
@@ -45,7 +46,9 @@ class Interval(NamedTuple):
     """the ``(1 + level) / 2`` quantile of the resampled statistic."""
 
 
-def bootstrap_weights(n_clips: int, n_resamples: int = N_RESAMPLES, seed: int = 0) -> np.ndarray:
+def bootstrap_weights(
+    n_clips: int, n_resamples: int = N_RESAMPLES, seed: int = DATA_SEED
+) -> np.ndarray:
     """How often each clip is drawn in each resample: ``(n_resamples, n_clips)`` int counts.
 
     Resample ``b`` draws ``n_clips`` clips uniformly with replacement (one seeded
@@ -108,7 +111,7 @@ def paired_difference(
     *,
     n_resamples: int = N_RESAMPLES,
     level: float = LEVEL,
-    seed: int = 0,
+    seed: int = DATA_SEED,
 ) -> Interval:
     r"""Mean score of ``a`` minus that of ``b`` on the same clips, with a paired bootstrap interval.
 
@@ -164,7 +167,7 @@ def lasso_entropy_bootstrap(
     n_resamples: int = 100,
     held_out: bool = True,
     test_fraction: float = 0.2,
-    seed: int = 42,
+    seed: int = EVAL_SEED,
     groups: ArrayLike | None = None,
     max_iter: int = 10_000,
 ) -> np.ndarray:

@@ -9,7 +9,8 @@ Writes `report.md` (Markdown tables, with the verdict, rule and numbers of each 
 claims, see `saelight.report.claims`, and every SAE − dense difference with its 95 % interval,
 see `saelight.report.intervals`) and one PNG per figure of `saelight.report.figures`. A run that
 holds `splice/splice.json` (`saelight splice`, or `SAEEvaluation(splice=True)`) adds a "Causal
-evaluation" section: its fidelity and ablation tables and its figure (`report.splice_section`).
+evaluation" section: its fidelity and ablation tables and its figure (`report.splice_section`),
+with the ⚠ of a collapsed SAE (`report.collapse`) on its rows as on the claims that use it.
 """
 
 from __future__ import annotations
@@ -201,7 +202,7 @@ def write_report(
     out.mkdir(parents=True, exist_ok=True)
     for name, fig in drawn.items():
         fig.savefig(out / f"{name}.png", dpi=120)
-    intro, splice_tables, copied = splice_parts(run_dirs, out, figures)
+    intro, splice_tables, copied = splice_parts(run_dirs, out, figures, rows)
     if splice_tables:
         sections.append(Section(CAUSAL, intro, splice_tables, ""))
     text = render(rows, claims, sections, [*drawn, *copied], runs, notes)

@@ -100,7 +100,10 @@ def completeness_claim(rows: list[Row], kfair: bool = False, margin: float = 0.0
     Completeness (mean over the top-10 factors by R²) with the paper's K (the code width: 2048
     for an SAE, 768 for dense), or log K_alive with `kfair`. Both depend on K, which alone lifts
     the SAE's completeness; this check is kept to compare with the paper, claim 3 is the one that
-    compares like with like. Point estimates.
+    compares like with like. Point estimates. A NaN completeness (a top factor whose Lasso kept
+    no code, see `saelight.metrics.disentanglement.lasso_completeness`), of the SAE or of its
+    dense row, is "not computable": it counts neither above nor below dense (`NaN <= margin` is
+    False, which once counted it above), and the claim holds only when every SAE is computable.
 
     Args:
         rows: result rows (dense + SAE).
@@ -111,7 +114,8 @@ def completeness_claim(rows: list[Row], kfair: bool = False, margin: float = 0.0
     variant = "log K_alive" if kfair else "paper's K = code width"
     rule = (
         f"every SAE's `{key}` ({variant}, mean over the top-10 factors) > dense's of the same "
-        f"layer + {margin:g}; K-dependent, shown to compare with the paper"
+        f"layer + {margin:g}; K-dependent, shown to compare with the paper; a NaN completeness "
+        "(a top factor's Lasso kept no code) is not computable and does not count"
     )
     found: list[tuple[float, str, Row, Row]] = []
     for group, (dense, saes) in group_rows(rows).items():
@@ -122,14 +126,25 @@ def completeness_claim(rows: list[Row], kfair: bool = False, margin: float = 0.0
         ]
     if not found:
         return Claim(None, f"no `{key}` for both SAE and dense rows", rule)
-    low = min(found, key=lambda f: f[0])
-    failing = [f for f in found if f[0] <= margin]
+    nan = [f for f in found if math.isnan(float(f[0]))]
+    scored = [f for f in found if not math.isnan(float(f[0]))]
+    unknown = (
+        f"{len(nan)}/{len(found)} SAEs not computable (NaN completeness, SAE or dense: a top "
+        f"factor's Lasso kept no code): {', '.join(f[1] for f in nan[:6])}"
+        + (" …" if len(nan) > 6 else "")
+    )
+    if not scored:
+        return Claim(None, unknown, rule, collapse_notes((f[1], f[2]) for f in found))
+    low = min(scored, key=lambda f: f[0])
+    failing = [f for f in scored if f[0] <= margin]
     text = (
-        f"{len(found) - len(failing)}/{len(found)} SAEs above dense by more than {margin:g}; "
+        f"{len(scored) - len(failing)}/{len(found)} SAEs above dense by more than {margin:g}; "
         f"smallest difference {low[0]:+.3f} ({low[1]}: {low[2][key]:.3f} vs dense "
         f"{low[3][key]:.3f})"
     )
-    holds = not failing
+    if nan:
+        text += f"; {unknown}"
+    holds = False if failing else (None if nan else True)
     return Claim(holds, text, rule, collapse_notes((f[1], f[2]) for f in found), holds)
 
 

@@ -7,6 +7,7 @@ from collections import defaultdict
 from typing import Literal
 
 from saelight.evaluation.results import Row, group_rows, probe_acc_key, where
+from saelight.io.defaults import DATA_SEED
 from saelight.metrics.uncertainty import LEVEL, N_RESAMPLES
 from saelight.report.collapse import collapse_notes
 from saelight.report.intervals import Resamples, accuracy_samples, fmt_interval, median_interval
@@ -21,7 +22,7 @@ def probe_accuracy_claim(
     max_sparsity: float = 0.95,
     level: float = LEVEL,
     n_resamples: int = N_RESAMPLES,
-    seed: int = 0,
+    seed: int = DATA_SEED,
 ) -> Claim:
     """Claim 1: SAE codes keep the information a probe finds in the dense activations.
 

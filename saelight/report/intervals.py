@@ -24,6 +24,7 @@ from saelight.evaluation.results import (
     probe_acc_key,
     probe_clip_correct_key,
 )
+from saelight.io.defaults import DATA_SEED
 from saelight.metrics.uncertainty import (
     LEVEL,
     N_RESAMPLES,
@@ -43,7 +44,7 @@ class Resamples:
         level: coverage of the intervals.
     """
 
-    def __init__(self, n_resamples: int = N_RESAMPLES, seed: int = 0, level: float = LEVEL):
+    def __init__(self, n_resamples: int = N_RESAMPLES, seed: int = DATA_SEED, level: float = LEVEL):
         self.n_resamples, self.seed, self.level = n_resamples, seed, level
         self._weights: dict[int, np.ndarray] = {}
 

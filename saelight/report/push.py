@@ -1,4 +1,4 @@
-"""`saelight push`: a run's exported SAEs and a model card, to a Hugging Face Hub repo or a folder.
+"""What `saelight push` publishes: a run's exported SAEs and a model card, staged as one folder.
 
 The repo holds one subfolder per export (`saes/<key>` of the run, the same `cfg.json` and
 `sae_weights.safetensors`), so `SAE.from_pretrained(repo, subfolder=key)` and SAELens'
@@ -35,36 +35,8 @@ LIBRARY = "saelight"
 TAGS = ["sparse-autoencoder", "audio", "saelight"]
 METRICS = ("fvu", "mse", "cosine", "l0", "dead_fraction")
 """Test-split columns of a results row shown on the card, in this order (then probe accuracies)."""
-_HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
-
-
-def push_command(
-    run: str,
-    repo: str | None = None,
-    local_dir: str | None = None,
-    private: bool = False,
-    revision: str | None = None,
-) -> None:
-    """Share a run's exported SAEs with a model card on the Hugging Face Hub (or in a folder).
-
-    Args:
-        run: the run directory (`trainer.default_root_dir`) holding `saes/` and `results/`.
-        repo: Hub repo id ("org/name") to upload to; created when missing (needs a token).
-        local_dir: write the folder that would be uploaded here instead; no network.
-        private: create the repo private (only when `repo` does not exist yet).
-        revision: the branch to upload to (created from the default branch when missing).
-    """
-    if (repo is None) == (local_dir is None):
-        raise SaelightError("give exactly one of --repo ORG/NAME and --local_dir DIR")
-    if repo is not None and not _HUB_ID.match(repo):
-        raise SaelightError(f"--repo {repo!r} is not a Hub repo id (org/name)")
-    with tempfile.TemporaryDirectory(prefix="saelight-push-") as tmp:
-        staged = Path(tmp) / "repo"
-        stage(run, staged, repo_id=repo, revision=revision)
-        if local_dir is not None:
-            write_local(staged, Path(local_dir))
-        elif repo is not None:
-            upload(staged, repo, private=private, revision=revision)
+HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
+"""A Hugging Face Hub repo id: org/name."""
 
 
 def stage(
@@ -149,7 +121,7 @@ def hub_model_id(backbone: dict[str, Any]) -> str | None:
     model = backbone.get("model")
     if not isinstance(model, str) or backbone.get("untrained") or Path(model).exists():
         return None
-    return model if _HUB_ID.match(model) else None
+    return model if HUB_ID.match(model) else None
 
 
 def _backbone(run: dict[str, Any], cfgs: dict[str, dict[str, Any]]) -> dict[str, Any]:

@@ -1,11 +1,13 @@
 """The report's "Causal evaluation" section and the W&B tables of `saelight splice`'s splice.json.
 
-One module turns a splice payload (`saelight.evaluation.splice_command.splice_run`) into rows, so
+One module turns a splice payload (`saelight.evaluation.splice_run.splice_run`) into rows, so
 `report.md`, the `splice/*` W&B tables of `saelight splice --wandb` and those of
 `SAEEvaluation(splice=True)` show the same numbers. Each row is kept twice: raw values (W&B
 tables, sortable) and the formatted cells of the Markdown table (`Table`).
 Drops are accuracy differences clean − spliced in points (100 × the [0, 1] value of the JSON);
-docs/causal_evaluation.md explains each column.
+docs/causal_evaluation.md explains each column. An SAE that `saelight.report.collapse` flags in
+the results rows gets the ⚠ that the claims of the other sections carry, in the SAE cell of its
+Markdown rows and in a line above the tables: its splice numbers say nothing about sparse codes.
 """
 
 from __future__ import annotations
@@ -15,6 +17,8 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+from saelight.evaluation.results import Row
+from saelight.report.collapse import collapse_reasons
 from saelight.report.tables import Table
 
 SPLICE_DIR = "splice"
@@ -26,6 +30,21 @@ DROPS = ("target_drop", "target_value_drop", "others_drop_mean")
 """The ablation keys the table shows, each for the top-k then the random-k set."""
 Raw = tuple[list[str], list[list[Any]]]
 """(columns, rows of raw values: str, float or None)."""
+COLLAPSED = "⚠"
+Collapsed = dict[tuple[int, str], list[str]]
+"""{(layer, SAE name as splice.json spells it): collapse reasons}."""
+
+
+def collapsed_saes(rows: list[Row]) -> Collapsed:
+    """The collapsed SAEs of results `rows`, under both names splice.json may use: the row's
+    name ("topk_s90") and the grid key of its export folder ("L01_topk_s90", `grid.build_grid`)."""
+    out: Collapsed = {}
+    for r in rows:
+        reasons = collapse_reasons(r)
+        if reasons and r.get("layer") is not None:
+            layer, name = int(r["layer"]), str(r["name"])
+            out[(layer, name)] = out[(layer, f"L{layer:02d}_{name}".replace(".", "p"))] = reasons
+    return out
 
 
 def fidelity_rows(payload: dict[str, Any]) -> Raw:
@@ -93,8 +112,11 @@ def cell(value: Any, column: str) -> str:
     return f"{value:.1f}" if column.endswith("(pt)") else f"{value:.3f}"
 
 
-def splice_tables(payload: dict[str, Any], suffix: str = "") -> list[Table]:
-    """The fidelity table and (when the run ablated latents) the ablation table."""
+def splice_tables(
+    payload: dict[str, Any], suffix: str = "", collapsed: Collapsed | None = None
+) -> list[Table]:
+    """The fidelity table and (when the run ablated latents) the ablation table; the SAE cell of
+    a `collapsed` SAE's rows ends in ⚠."""
     out = []
     specs = (
         ("splice_fidelity", "Splice fidelity (SAE reconstruction spliced in)", fidelity_rows),
@@ -104,8 +126,27 @@ def splice_tables(payload: dict[str, Any], suffix: str = "") -> list[Table]:
         columns, rows = build(payload)
         if rows:
             cells = [[cell(v, c) for v, c in zip(row, columns, strict=True)] for row in rows]
+            for row, line in zip(rows, cells, strict=True):  # row[:2] = SAE name, layer
+                if (int(row[1]), str(row[0])) in (collapsed or {}):
+                    line[0] = f"{line[0]} {COLLAPSED}"
             out.append(Table(slug + suffix, title + suffix.replace("_", " "), columns, cells))
     return out
+
+
+def collapsed_line(payload: dict[str, Any], collapsed: Collapsed) -> str | None:
+    """The section's ⚠ line naming the payload's collapsed SAEs and why (None when none is)."""
+    found = [
+        f"{name} ({', '.join(collapsed[(int(layer['layer']), name)])})"
+        for layer in payload["layers"]
+        for name in layer["saes"]
+        if (int(layer["layer"]), name) in collapsed
+    ]
+    if not found:
+        return None
+    return (
+        f"- {COLLAPSED} collapsed SAEs, marked {COLLAPSED} in the tables (their splice numbers say "
+        f"nothing about sparse codes): {'; '.join(found)}"
+    )
 
 
 def intro(payload: dict[str, Any], run: str) -> str:
@@ -130,11 +171,16 @@ def run_root(path: str | Path) -> Path | None:
 
 
 def splice_parts(
-    run_dirs: list[str | Path], out: Path, copy_figures: bool = True
+    run_dirs: list[str | Path],
+    out: Path,
+    copy_figures: bool = True,
+    rows: list[Row] | None = None,
 ) -> tuple[list[str], list[Table], list[str]]:
     """(intro lines, tables, figure names) of the runs holding `splice/splice.json`; with
     `copy_figures`, each run's splice.png is copied into `out` (`splice.png`, then
-    `splice_2.png`, …) so report.md links it like a drawn figure."""
+    `splice_2.png`, …) so report.md links it like a drawn figure. The SAEs that collapsed in
+    the results `rows` are flagged ⚠ (`collapsed_saes`)."""
+    collapsed = collapsed_saes(rows or [])
     lines: list[str] = []
     tables: list[Table] = []
     figures: list[str] = []
@@ -144,7 +190,9 @@ def splice_parts(
         suffix = f"_{i + 1}" if i else ""
         payload = json.loads((root / SPLICE_DIR / SPLICE_JSON).read_text())
         lines.append(intro(payload, root.name if len(found) > 1 else str(root)))
-        tables += splice_tables(payload, suffix)
+        flagged = collapsed_line(payload, collapsed)
+        lines += [flagged] if flagged else []
+        tables += splice_tables(payload, suffix, collapsed)
         png = root / SPLICE_DIR / SPLICE_PNG
         if copy_figures and png.is_file():
             out.mkdir(parents=True, exist_ok=True)

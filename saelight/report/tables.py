@@ -47,6 +47,8 @@ class Table:
     title: str
     columns: list[str]
     cells: list[list[str]]
+    note: str = ""
+    """a line under the Markdown table that says how to read it (not in W&B)."""
 
     def markdown(self) -> str:
         lines = [
@@ -54,7 +56,8 @@ class Table:
             "|" + "|".join("---" if i == 0 else "---:" for i in range(len(self.columns))) + "|",
         ]
         lines += ["| " + " | ".join(row) + " |" for row in self.cells]
-        return f"### {self.title}\n\n" + "\n".join(lines)
+        note = f"\n\n{self.note}" if self.note else ""
+        return f"### {self.title}\n\n" + "\n".join(lines) + note
 
 
 class Spec(NamedTuple):
@@ -221,8 +224,30 @@ def dims_ratio_table(rows: list[Row], resamples: Resamples) -> Table | None:
     return grid(rows, "effective_dims_ratio", title, cell, dense=False)
 
 
+INFORMATIVENESS = "dci_informativeness"
+INFORMATIVENESS_NOTE = (
+    "`dci_informativeness` is the mean over factors of the held-out score of the DCI Lassos: "
+    "R² = 1 − SS_res / SS_tot for a continuous factor, argmax accuracy for a label. R² has no "
+    "lower bound: it is negative when a Lasso predicts the few hundred test rows worse than "
+    "their mean would, and a few such factors pull the mean far below 0. A negative value is "
+    "shown clipped at 0 (no information) with the raw mean beside it; see "
+    "docs/metrics_disentanglement.md."
+)
+
+
+def _informativeness(row: Row) -> str:
+    """The informativeness cell: as is when >= 0, else '0.000 (raw -33.970)'."""
+    text = _cell(row, INFORMATIVENESS, "{:.3f}")
+    raw = row.get(INFORMATIVENESS)
+    if raw is None or math.isnan(float(raw)) or float(raw) >= 0:
+        return text
+    return f"{0.0:.3f} (raw {text})"
+
+
 def standard_table(rows: list[Row]) -> Table | None:
-    """One line per dense/SAE row with DCI, MIG, SAP and modularity; None if none is present."""
+    """One line per dense/SAE row with DCI, MIG, SAP and modularity; None if none is present.
+    A negative `dci_informativeness` (held-out R²) is shown clipped at 0 beside its raw value,
+    and a note under the table says why it can be negative."""
     present = [k for k in STANDARD_SCORES if any(r.get(k) is not None for r in rows)]
     if not present:
         return None
@@ -232,6 +257,12 @@ def standard_table(rows: list[Row]) -> Table | None:
     for (model, layer), (dense_row, saes) in groups.items():
         for r in ([dense_row] if dense_row else []) + saes:
             line = ([model] if multi_model else []) + [f"L{layer}", str(r["name"])]
-            cells.append(line + [_cell(r, k, "{:.3f}") for k in present])
+            line += [
+                _informativeness(r) if k == INFORMATIVENESS else _cell(r, k, "{:.3f}")
+                for k in present
+            ]
+            cells.append(line)
     header = (["model"] if multi_model else []) + ["layer", "representation"] + present
-    return Table("standard_scores", "Standard disentanglement scores (test)", header, cells)
+    note = INFORMATIVENESS_NOTE if INFORMATIVENESS in present else ""
+    title = "Standard disentanglement scores (test)"
+    return Table("standard_scores", title, header, cells, note)

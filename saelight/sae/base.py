@@ -23,12 +23,10 @@ from torch import Tensor, nn
 
 from saelight.io.atomic import atomic_write_bytes, atomic_write_text
 from saelight.io.checksum import sha256_bytes
+from saelight.sae.export_files import CFG_FILE, WEIGHTS_FILE, WEIGHTS_SHA256
+from saelight.sae.kernels import SparseCodes
 from saelight.sae.saelens import saelens_cfg
-from saelight.sae.sparse_ops import SparseCodes
 
-CFG_FILE = "cfg.json"
-WEIGHTS_FILE = "sae_weights.safetensors"
-WEIGHTS_SHA256 = "weights_sha256"  # CFG_FILE field: SHA-256 of WEIGHTS_FILE, checked on load
 B_DEC_INITS = ("zeros", "mean", "geometric_median")
 _VARIADIC = (inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.VAR_KEYWORD)
 _ROW_BLOCK = 1024

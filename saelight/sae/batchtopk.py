@@ -8,7 +8,7 @@ import torch
 from torch import Tensor
 
 from saelight.sae.base import SAEOutput
-from saelight.sae.sparse_ops import (
+from saelight.sae.kernels import (
     SparseCodes,
     decode_codes,
     gather_codes,

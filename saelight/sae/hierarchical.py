@@ -15,7 +15,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from saelight.sae.base import SAE, SAEOutput
-from saelight.sae.sparse_ops import SparseCodes, decode_codes, pattern_from_topk, use_sparse
+from saelight.sae.kernels import SparseCodes, decode_codes, pattern_from_topk, use_sparse
 from saelight.sae.topk_family import AUX_K_ROWS, TopKFamilySAE, resolve_k
 
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from safetensors import SafetensorError
@@ -22,7 +22,10 @@ from torch import Tensor
 
 from saelight.io.checksum import sha256_bytes
 from saelight.io.errors import ConfigError, SaelightError
-from saelight.sae.base import CFG_FILE, SAE, WEIGHTS_FILE, WEIGHTS_SHA256
+from saelight.sae.export_files import CFG_FILE, WEIGHTS_FILE, WEIGHTS_SHA256
+
+if TYPE_CHECKING:
+    from saelight.sae.base import SAE
 
 
 def resolve_export(
@@ -126,8 +129,8 @@ def read_export(folder: Path) -> tuple[dict[str, Any], dict[str, Tensor]]:
 def load_export(cls: type[SAE], folder: Path) -> SAE:
     """The SAE an export folder holds, as `cls.from_pretrained` returns it (on the CPU)."""
     cfg, tensors = read_export(folder)
-    sae_cls = export_class(cfg, folder)
-    if cls is not SAE and not issubclass(sae_cls, cls):
+    sae_cls = export_class(cls.registry, cfg, folder)
+    if "registry" not in vars(cls) and not issubclass(sae_cls, cls):  # not the SAE base class
         raise ConfigError(
             f"{folder} holds a {sae_cls.architecture!r} SAE, not a {cls.architecture!r} one"
         )
@@ -141,17 +144,17 @@ def load_export(cls: type[SAE], folder: Path) -> SAE:
     return sae
 
 
-def export_class(cfg: dict[str, Any], folder: Path) -> type[SAE]:
+def export_class(registry: dict[str, type[SAE]], cfg: dict[str, Any], folder: Path) -> type[SAE]:
     """The registered class an export's cfg names (saelight's name first: `architecture` is the
     SAELens one, and exports written before the SAELens fields hold only `architecture`)."""
     field = "saelight_architecture" if "saelight_architecture" in cfg else "architecture"
     name = cfg.get(field)
-    if name not in SAE.registry:
+    if name not in registry:
         raise ConfigError(
             f"{folder / CFG_FILE}: field '{field}' is {name!r}, an unknown architecture; "
-            f"known: {sorted(SAE.registry)}"
+            f"known: {sorted(registry)}"
         )
-    return SAE.registry[name]
+    return registry[name]
 
 
 def check_tensors(sae: SAE, tensors: dict[str, Tensor], folder: Path) -> None:

@@ -7,7 +7,7 @@ from typing import Any
 from torch import Tensor
 
 from saelight.sae.base import SAEOutput
-from saelight.sae.sparse_ops import SparseCodes, decode_codes, use_sparse
+from saelight.sae.kernels import SparseCodes, decode_codes, use_sparse
 from saelight.sae.topk_family import AUX_K_ROWS, TopKFamilySAE, resolve_k
 
 
@@ -44,7 +44,7 @@ class TopKSAE(TopKFamilySAE):
             aux_k: dead latents used by the AuxK loss (Gao et al. use 512 at d_sae 2^15+).
             aux_k_coefficient: AuxK weight α (Gao et al.: 1/32); 0 disables AuxK.
             aux_k_rows: rows of each batch AuxK reconstructs (evenly spaced); None = all.
-            sparse: sparse decoder and sparse backward (saelight.sae.sparse_ops); None = auto,
+            sparse: sparse decoder and sparse backward (kernels.sparse_ops); None = auto,
                 on when k / d_sae <= `SPARSE_AUTO_MAX_DENSITY` (1/64).
             **kwargs: the common switches of `SAE` (decoder_bias, unit_norm_decoder,
                 encoder_init_from_decoder, b_dec_init, normalize_input).

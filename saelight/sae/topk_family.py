@@ -14,14 +14,14 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from saelight.sae.base import SAE
-from saelight.sae.native_bf16 import shortlist_dtype
-from saelight.sae.sparse_ops import (
+from saelight.sae.kernels import (
     Pattern,
     compute_dtype,
     decode_codes,
     dense_codes,
     gather_codes,
     pattern_from_topk,
+    shortlist_dtype,
     sparse_topk_codes,
 )
 
@@ -172,7 +172,7 @@ class TopKFamilySAE(SAE, abstract=True):
         Args:
             x_n: (batch, d_in) input in the normalised space.
             k: codes kept per sample.
-            sparse: use the sparse encoder/decoder backward (saelight.sae.sparse_ops).
+            sparse: use the sparse encoder/decoder backward (kernels.sparse_ops).
             sorted: return each row's codes by decreasing size (the hierarchical prefixes).
 
         Returns:

@@ -106,7 +106,7 @@ def test_padding_does_not_change_pooled_vectors(
 ) -> None:
     backbone = HFBackbone(str(model_dirs[name]))
     if backbone.kind == "waveform":  # the masked archs really share one padded batch
-        assert backbone._plan(list(LENGTHS)) == ([[0, 1]] if name in MASKED else [[0], [1]])
+        assert backbone.plan_batches(list(LENGTHS)) == ([[0, 1]] if name in MASKED else [[0], [1]])
     batched, batched_mask = backbone.extract(waves)
     alone, alone_mask = backbone.extract(waves[1:])
     for layer in backbone.layers:
@@ -120,9 +120,9 @@ def test_padding_does_not_change_pooled_vectors(
 
 def test_group_norm_models_batch_equal_lengths_only(model_dirs: dict[str, Path]) -> None:
     backbone = HFBackbone(str(model_dirs["wavlm_base_plus"]))
-    assert backbone._plan([800, 1600, 800, 1600]) == [[1, 3], [0, 2]]
+    assert backbone.plan_batches([800, 1600, 800, 1600]) == [[1, 3], [0, 2]]
     masked = HFBackbone(str(model_dirs["wavlm"]), max_batch_seconds=0.15)
-    assert masked._plan([800, 1600, 800, 1600]) == [[1], [3], [0, 2]]
+    assert masked.plan_batches([800, 1600, 800, 1600]) == [[1], [3], [0, 2]]
 
 
 def test_max_batch_seconds_splits_without_changing_results(
@@ -130,7 +130,7 @@ def test_max_batch_seconds_splits_without_changing_results(
 ) -> None:
     whole = HFBackbone(str(model_dirs["wav2vec2_lv60"]))
     split = HFBackbone(str(model_dirs["wav2vec2_lv60"]), max_batch_seconds=0.5)
-    assert split._plan(list(LENGTHS)) == [[0], [1]]
+    assert split.plan_batches(list(LENGTHS)) == [[0], [1]]
     (h1, m1), (h2, m2) = whole.extract(waves), split.extract(waves)
     assert torch.equal(m1, m2)
     torch.testing.assert_close(h1[2], h2[2], atol=1e-5, rtol=1e-4)

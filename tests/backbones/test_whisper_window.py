@@ -94,7 +94,7 @@ def test_clips_of_similar_length_share_a_pass_without_changing_outputs(
     backbone = HFBackbone(whisper_dir, whisper_window_s=1.0)
     lengths = [len(c) for c in clips]
     assert [backbone.family.window(n) for n in lengths] == [200, 200, 250]  # positions at 50 Hz
-    assert backbone._plan(lengths) == [[2], [1, 0]]
+    assert backbone.plan_batches(lengths) == [[2], [1, 0]]
     together, mask = backbone.extract(clips[:2])
     alone, alone_mask = backbone.extract(clips[:1])
     valid = alone_mask[0]

@@ -119,7 +119,7 @@ def run_all(backbone: HFBackbone, layer: int, waves: list[np.ndarray], replace) 
     """{l: rows} for every later layer, all clips in one pass per `_plan` chunk."""
     out: dict[int, list[Tensor]] = {}
     with attached(backbone, layer) as hook:
-        for chunk in backbone._plan([len(w) for w in waves]):
+        for chunk in backbone.plan_batches([len(w) for w in waves]):
             rows, _ = run_chunk(backbone, hook, layer, [waves[i] for i in chunk], replace)
             for i, r in rows.items():
                 out.setdefault(i, []).append(r)
@@ -144,7 +144,7 @@ def test_error_term_reproduces_every_later_layer_exactly(
         assert not torch.equal(recon[i], clean[i]), i
     # The clean layers match plain extraction (same batching, masks, padding).
     hidden, mask = backbone.extract(waves)
-    order = [j for chunk in backbone._plan([len(w) for w in waves]) for j in chunk]
+    order = [j for chunk in backbone.plan_batches([len(w) for w in waves]) for j in chunk]
     for i in range(layer, backbone.num_layers + 1):
         if i in hidden:
             extracted = torch.cat([hidden[i][j][mask[j]] for j in order])
@@ -300,8 +300,8 @@ def _run_dir(root, pooling: str) -> str:  # noqa: ANN001
 def test_splice_command_writes_json_and_figure(tmp_path, capsys) -> None:  # noqa: ANN001
     import json
 
-    from saelight.cli import command_parser
-    from saelight.evaluation.splice_command import splice_command
+    from saelight.commands.parser import command_parser
+    from saelight.commands.splice import splice as splice_command
 
     run = _run_dir(tmp_path, "frame")
     parser = command_parser("splice", splice_command)
@@ -321,7 +321,7 @@ def test_splice_command_writes_json_and_figure(tmp_path, capsys) -> None:  # noq
 
 
 def test_splice_command_refuses_a_clip_pooled_run(tmp_path) -> None:  # noqa: ANN001
-    from saelight.evaluation.splice_command import splice_command
+    from saelight.commands.splice import splice as splice_command
 
     run = _run_dir(tmp_path, "clip")
     with pytest.raises(SaelightError, match="clip-pooled run .* cannot be spliced"):

@@ -182,7 +182,10 @@ def test_capped_page_says_what_it_left_out(
     assert (out / "index.html").stat().st_size <= 250_000
     session = browser.open(alone(out / "index.html", tmp_path / "alone"))
     note = browser.evaluate(session, "document.getElementById('media-note').textContent")
-    assert "capped at 0.25 MB" in note
+    assert "left out to stay under 0.25 MB" in note and "Audio of " in note
+    summary = json.loads((out / "latents.json").read_text())["media"]
+    total, audio = summary["top_rows"] - summary["unavailable"], summary["audio_rows"]
+    assert f"Audio of {total - audio} rows (of {total})" in note
     missing = browser.evaluate(session, "document.body.textContent.includes('no audio (page cap)')")
     assert missing and len(browser.evaluate(session, DECODE_PLAYERS)) > 0
 
@@ -267,3 +270,69 @@ def test_16k_latents_paginate_search_and_sort(browser: Chromium, wide_page: Path
 def test_deep_link_opens_one_latent(browser: Chromium, wide_page: Path) -> None:
     session = browser.open(wide_page.as_uri() + "#q=4242")
     assert _cards(browser, session) == [4242]
+
+
+LONG_ID = "vocalset_female9_arpeggios_straight_a_take3_" + "x" * 16  # 60 characters
+
+LAYOUT = """[...document.querySelectorAll("figure.tile")].map((f) => {
+  const box = (n) => {
+    const r = n.getBoundingClientRect();
+    return [r.left, r.right, r.top, r.bottom];
+  };
+  const text = document.createRange(); text.selectNodeContents(f.querySelector("figcaption"));
+  return { tile: box(f), card: box(f.closest(".card")), text: box(text),
+           audio: box(f.querySelector("audio")), spec: box(f.querySelector(".spec")) };
+})"""
+
+
+def _long_id_page(tmp_path: Path) -> Path:
+    """A two-latent page whose top rows come from clips with 60-character ids, audio embedded."""
+    import numpy as np
+
+    from saelight.explorer.audio import encode
+    from saelight.explorer.html import render_page, write_page
+    from saelight.explorer.media import PageMedia
+    from saelight.explorer.spectrogram import thumbnail_png
+
+    assert len(LONG_ID) == 60
+    wave = (0.1 * np.sin(np.linspace(0, 2000, 8000))).astype(np.float32)
+    media = PageMedia(codec="flac")
+    rows = [
+        {"row": r, "clip_id": f"{LONG_ID[:-1]}{r}", "start_s": 0.0, "end_s": 0.5, "frame": -1,
+         "labels": {"singer": "female9"}, "activation": 2.0}
+        for r in range(4)
+    ]  # fmt: skip
+    for r in range(4):
+        media.audio[r], media.spectrogram[r] = encode(wave), thumbnail_png(wave, 16000)
+        media.window[r] = (0.0, 0.5, 0.5)
+    media.top_rows = 4
+    latents = [
+        {"latent": j, "fires": 4, "frequency": 1.0, "mean_activation": 2.0, "max_activation": 2.0,
+         "selectivity": None, "best_label": None, "best_auroc": None, "histogram": [0, 4],
+         "top": rows[2 * j : 2 * j + 2] + rows[:1], "labels": {}, "correlations": []}
+        for j in range(2)
+    ]  # fmt: skip
+    header = {"title": "long ids", "split": "test", "layer": 1, "n_rows": 4, "d_sae": 2, "dead": 0}
+    header["media"] = {**media.summary(), "embedded": True, "max_page_mb": 20}
+    page = render_page(header, latents, {}, media)
+    return write_page(tmp_path / "index.html", page)
+
+
+def test_long_clip_ids_and_players_stay_inside_their_tiles(
+    browser: Chromium, tmp_path: Path
+) -> None:
+    session = browser.open(alone(_long_id_page(tmp_path), tmp_path / "alone"))
+    assert LONG_ID[:-1] in browser.evaluate(session, "document.body.textContent")
+    tiles = browser.evaluate(session, LAYOUT)
+    assert len(tiles) == 6
+    for t in tiles:
+        left, right, top, bottom = t["tile"]
+        assert t["card"][0] <= left and right <= t["card"][1]
+        assert left - 0.5 <= t["text"][0] and t["text"][1] <= right + 0.5, t  # id wraps
+        assert top <= t["text"][2] and t["text"][3] <= bottom + 0.5
+        assert t["audio"][0] >= left - 0.5 and t["audio"][1] <= right + 0.5  # not clipped
+        assert t["audio"][1] - t["audio"][0] >= t["spec"][1] - t["spec"][0] - 0.5  # full width
+    boxes = [t["tile"] for t in tiles]
+    for i, a in enumerate(boxes):  # no tile overprints another
+        for b in boxes[i + 1 :]:
+            assert a[1] <= b[0] or b[1] <= a[0] or a[3] <= b[2] or b[3] <= a[2]

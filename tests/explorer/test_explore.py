@@ -86,7 +86,7 @@ def test_page_holds_the_original_crop(explored: Path, kit, source) -> None:
     assert media["codec"] == "flac" and media["embedded"] and media["curves"] == 0
 
 
-def test_capped_page_drops_the_lowest_ranked_latents_rows(
+def test_capped_page_drops_the_lowest_ranks_first(
     clip_cache, kit, source, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     with caplog.at_level(logging.WARNING):
@@ -111,11 +111,12 @@ def test_capped_page_drops_the_lowest_ranked_latents_rows(
         analyse(encode_split(kit.planted_sae(), clip_cache, kit.LAYER, rows, 5), meta)
     )
     heard, seen = [], set()  # rows in the order the budget met them: heard ones first, then none
-    for j in order:
-        for t in data["latents"][j]["top"]:
-            if t["row"] not in seen:
-                seen.add(t["row"])
-                heard.append(t["audio"])
+    for rank in range(5):  # round-robin: every latent's best row before any latent's second
+        for j in order:
+            top = data["latents"][j]["top"]
+            if rank < len(top) and top[rank]["row"] not in seen:
+                seen.add(top[rank]["row"])
+                heard.append(top[rank]["audio"])
     assert heard[0] and not heard[-1] and heard == sorted(heard, reverse=True)
 
 

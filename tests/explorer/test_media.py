@@ -10,7 +10,14 @@ import scipy.sparse as sp
 import soundfile as sf
 
 from saelight.explorer.audio import ClipLoader, encode
-from saelight.explorer.media import THUMBNAIL_SHARE, activation_curve, b64_size, embed_media
+from saelight.explorer.media import (
+    THUMBNAIL_SHARE,
+    _pairs,
+    activation_curve,
+    b64_size,
+    cap_note,
+    embed_media,
+)
 from saelight.explorer.spectrogram import thumbnail_png
 
 
@@ -50,7 +57,7 @@ def test_budget_goes_to_the_best_latents_rows_first(tmp_path: Path) -> None:
     assert sorted(media.spectrogram) == [10, 11, 12]  # thumbnails have their own share
     assert media.window[12] == (0.0, 1.0, 1.0)
     flipped = embed_media(np.array([1, 0]), positions, values, max_bytes=room, **kwargs)
-    assert sorted(flipped.audio) == [10, 12]  # latent 1 first: its rows get the audio
+    assert sorted(flipped.audio) == [10, 11]  # each latent's best row before any second row
     unlimited = embed_media(np.array([0, 1]), positions, values, max_bytes=None, **kwargs)
     assert len(unlimited.audio) == 3 and unlimited.summary()["audio_rows"] == 3
     nothing = embed_media(np.array([0, 1]), positions, values, max_bytes=0, **kwargs)
@@ -102,3 +109,49 @@ def test_activation_curve_by_hand() -> None:
     x = np.round(255 * (centres[1:] - 0.15) / 0.4)
     y = np.round(255 * np.array([2.0, 4.0, 0.0, 1.0]) / 8.0)
     assert list(curve) == np.stack([x, y], 1).ravel().astype(int).tolist()
+
+
+def test_pairs_go_round_robin_by_rank() -> None:
+    """Every latent's best row (latents in order) before any latent's second-best row."""
+    positions = np.array([[5, 6, 7], [8, 9, 10], [11, 12, 13]])
+    values = np.array([[3.0, 3.0, 3.0], [2.0, 0.0, 2.0], [1.0, 0.0, 1.0]])  # latent 1: one row
+    order = np.array([2, 0, 1])
+    assert list(_pairs(order, positions, values)) == [
+        (2, 7), (0, 5), (1, 6), (2, 10), (0, 8), (2, 13), (0, 11)
+    ]  # fmt: skip
+
+
+def test_one_clip_for_every_latent_before_a_second_for_any(tmp_path: Path) -> None:
+    meta = _clips(tmp_path, n=4)
+    # latents 0 and 1 each top two rows of their own; room for two snippets
+    positions, values = np.array([[0, 2], [1, 3]]), np.ones((2, 2))
+    noise = max(len(encode(sf.read(tmp_path / f"c{i}.wav")[0])) for i in range(4))
+    media = embed_media(
+        np.array([0, 1]),
+        positions,
+        values,
+        meta,
+        sp.csc_matrix(np.ones((4, 2), np.float32)),
+        np.ones(2),
+        ClipLoader(None),
+        max_bytes=2.2 * b64_size(noise) / (1 - THUMBNAIL_SHARE),
+    )
+    assert sorted(media.audio) == [10, 12]  # latent-by-latent would have given [10, 11]
+
+
+def test_cap_note_says_what_was_left_out() -> None:
+    s = {"top_rows": 365, "unavailable": 5, "audio_rows": 171, "spectrogram_rows": 360}
+    assert cap_note(s, 20) == (
+        "audio of 189 rows (of 360) left out to stay under 20 MB (--max_page_mb)"
+    )
+    s["spectrogram_rows"] = 300
+    assert cap_note(s, 0.25).startswith("audio of 189 rows (of 360) and spectrograms of 60 rows")
+    assert cap_note({**s, "audio_rows": 360, "spectrogram_rows": 360}, 20) == ""
+
+
+def test_doctests() -> None:
+    import doctest
+
+    from saelight.explorer import media
+
+    assert doctest.testmod(media).failed == 0

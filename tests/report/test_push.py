@@ -16,9 +16,10 @@ from pathlib import Path
 import pytest
 import torch
 
+from saelight.commands.push import push as push_command
 from saelight.evaluation.results import write_results
 from saelight.io.errors import SaelightError
-from saelight.report.push import CARD_FILE, front_matter, push_command
+from saelight.report.push import CARD_FILE, front_matter
 from saelight.sae import SAE, TopKSAE
 from saelight.sae.base import CFG_FILE, WEIGHTS_FILE
 
@@ -182,10 +183,9 @@ def console(*args: str) -> subprocess.CompletedProcess:
 
 
 def test_through_the_console_script(tmp_path: Path) -> None:
-    """The way a user runs it; skipped until `push` is registered in cli.COMMANDS."""
+    """The way a user runs it."""
     helped = console("push", "--help")
-    if helped.returncode != 0 or not helped.stdout.startswith("usage: saelight push"):
-        pytest.skip("`saelight push` is not registered in saelight.cli.COMMANDS yet")
+    assert helped.stdout.startswith("usage: saelight push"), helped.stderr
     assert "--local_dir" in helped.stdout
     make_run(tmp_path / "run")
     done = console("push", "--run", str(tmp_path / "run"), "--local_dir", str(tmp_path / "hub"))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from saelight.sae import native_bf16
+from saelight.sae.kernels import native_bf16
 
 
 @pytest.fixture

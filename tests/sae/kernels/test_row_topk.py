@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from saelight.sae.row_topk import GROUP, row_topk_indices
+from saelight.sae.kernels.row_topk import GROUP, row_topk_indices
 
 
 def sorted_values(z: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:

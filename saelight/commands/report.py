@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
-from saelight.report.build import write_report
+from saelight.io.layout import RunLayout
 
 
-def report_command(
+def report(
     run_dirs: list[str],
     out: str | None = None,
     wandb: bool = False,
@@ -36,19 +35,13 @@ def report_command(
         max_ratio: claim 3's bound on the median effective-dims ratio SAE / dense (default: 1).
         figures: draw the PNG figures (`--no_figures`: tables only).
     """
+    from saelight.io.wandb_run import new_wandb_run
+    from saelight.report.build import write_report
+
     run = None
     if wandb:
-        import wandb as wandb_sdk
-
-        wandb_dir = Path(out or Path(run_dirs[0]) / "report")
-        wandb_dir.mkdir(parents=True, exist_ok=True)
-        run = wandb_sdk.init(
-            project="saelight",
-            job_type="report",
-            dir=str(wandb_dir),
-            mode=os.environ.get("WANDB_MODE", "offline"),
-            config={"run_dirs": [str(d) for d in run_dirs]},
-        )
+        folder = Path(out or RunLayout.of(run_dirs[0]).report)
+        run = new_wandb_run("report", folder, {"run_dirs": [str(d) for d in run_dirs]})
     try:
         path = write_report(
             list(run_dirs),

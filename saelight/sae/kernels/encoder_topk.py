@@ -2,8 +2,8 @@
 
 The encoder matmul runs in row chunks on CPU (each chunk's block is used while in cache, and no
 (batch, d_sae) buffer is allocated, so no page faults), and each chunk's top-k is
-`saelight.sae.row_topk`. A lower-precision matmul (bf16 where the CPU has native bf16, int8
-elsewhere: `saelight.sae.native_bf16.shortlist_dtype`) only shortlists each row's candidates,
+`kernels.row_topk`. A lower-precision matmul (bf16 where the CPU has native bf16, int8
+elsewhere: `kernels.native_bf16.shortlist_dtype`) only shortlists each row's candidates,
 whose pre-activations are recomputed in fp32 before the top k is taken, while the chunk's rows
 are still in cache.
 """
@@ -13,10 +13,10 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from saelight.sae.int8_shortlist import QuantizedEncoder, inner_width
-from saelight.sae.int8_shortlist import candidates as int8_candidates
-from saelight.sae.row_topk import row_topk_indices
-from saelight.sae.sparse_pattern import TRANSPOSE_BLOCK, latent_order
+from saelight.sae.kernels.int8_shortlist import QuantizedEncoder, inner_width
+from saelight.sae.kernels.int8_shortlist import candidates as int8_candidates
+from saelight.sae.kernels.row_topk import row_topk_indices
+from saelight.sae.kernels.sparse_pattern import TRANSPOSE_BLOCK, latent_order
 
 RERANK_MARGIN = 8
 """Extra bf16 candidates per sample re-ranked in fp32 (see `topk_pre_activations`)."""

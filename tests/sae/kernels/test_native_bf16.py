@@ -9,7 +9,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from saelight.sae import TopKSAE, native_bf16, sparse_ops
+from saelight.sae import TopKSAE
+from saelight.sae.kernels import native_bf16, sparse_ops
 
 
 @pytest.fixture

@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-from saelight.sae import encoder_topk, int8_shortlist
-from saelight.sae.encoder_topk import topk_pre_activations
-from saelight.sae.int8_shortlist import (
+from saelight.sae.kernels import encoder_topk, int8_shortlist
+from saelight.sae.kernels.encoder_topk import topk_pre_activations
+from saelight.sae.kernels.int8_shortlist import (
     BIAS_COLUMNS,
     W_LEVELS,
     X_LEVELS,
@@ -139,7 +139,8 @@ def test_int8_is_used_at_the_shapes_where_it_was_measured_faster(
 
 
 def test_a_small_step_stays_fp32_on_an_int8_cpu(monkeypatch: pytest.MonkeyPatch) -> None:
-    from saelight.sae import TopKSAE, native_bf16, sparse_ops
+    from saelight.sae import TopKSAE
+    from saelight.sae.kernels import native_bf16, sparse_ops
 
     monkeypatch.setattr(native_bf16, "cpu_has_native_bf16", lambda: False)
     monkeypatch.setattr(native_bf16, "cpu_has_fast_int8", lambda: True)

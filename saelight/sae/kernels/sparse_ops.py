@@ -11,28 +11,21 @@ batch·k selected entries:
                  = (transposed embedding_bag of x_c rows, entries by latent)ᵀ
 
 so no (batch, k, d_in) temporary is ever built. For TopK and HierarchicalTopK,
-`topk_pre_activations` (`saelight.sae.encoder_topk`) runs the encoder matmul and the top-k without
+`topk_pre_activations` (`kernels.encoder_topk`) runs the encoder matmul and the top-k without
 autograd. Under bf16 autocast that matmul only shortlists candidates, which are re-ranked in fp32;
 the selected fp32 values enter autograd through `_SelectLinear` (its forward does no work) and the
 decoder and every sparse product run in fp32, so bf16 buys the dense matmul's speed without the
 dense bf16 step's loss drift. An fp32 step shortlists too, in bf16 where the CPU has native bf16
-matmuls and in int8 elsewhere where that is faster (`saelight.sae.native_bf16.shortlist_dtype`):
+matmuls and in int8 elsewhere where that is faster (`kernels.native_bf16.shortlist_dtype`):
 the same exact top-k at the lower-precision matmul's speed. BatchTopK selects over the whole
 batch's bf16 z_pre and runs its sparse products in that dtype (fp32 accumulation inside
 embedding_bag). Gradients come back in each parameter's dtype (fp32 master weights). Autocast is
 switched off inside the functions because it would upcast embedding_bag. Nothing reads a value
 back to the host off CPU, so CUDA steps do not synchronise.
 
-`SPARSE_AUTO_MAX_DENSITY` (auto mode of the `sparse` switch), from benchmarks/scaling.py on the
-2-core AMX CPU of benchmarks/README.md (bf16 step, fused Adam): at batch 4096, d_sae 6144 the
-sparse step is faster up to k/d_sae = 1/48 (1.9x at 1/192, 1.1x at 1/48); at batch 1024 the
-crossover lies between 1/128 (sparse 2-12% faster) and 1/64 (dense 7-16% faster) for d_sae
-4096-16384. 1/64 favours the large batches SAEs train with. Small steps are another matter
-(benchmarks/README.md, fp32 with the bf16 shortlist, same CPU): at k/d_sae ~1/100 the sparse
-step is 0.76-0.96x the dense one up to batch · d_sae = 2^17 (the paper's batch 16 at d_sae 2048,
-the quickstart's 128 at 512), 0.99-1.19x at 2^18 and 1.15-3.3x above, hence
-`SPARSE_AUTO_MIN_ELEMENTS`. Dense bf16 matmuls are relatively cheaper on GPUs, where this was not
-measured.
+`SPARSE_AUTO_MAX_DENSITY` and `SPARSE_AUTO_MIN_ELEMENTS` (the `sparse` switch's auto mode) are
+the crossovers where the sparse step measured faster than the dense one on CPU; the measurements
+are in benchmarks/README.md ("Sparse vs dense step").
 """
 
 from __future__ import annotations
@@ -43,13 +36,13 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from saelight.sae.encoder_topk import (  # noqa: F401 (re-exported: the sparse path's API)
+from saelight.sae.kernels.encoder_topk import (  # noqa: F401 (re-exported: the sparse path's API)
     exact_pre_activations,
     topk_pre_activations,
     transposed,
 )
-from saelight.sae.native_bf16 import shortlist_dtype
-from saelight.sae.sparse_pattern import (  # noqa: F401 (re-exported: the sparse path's API)
+from saelight.sae.kernels.native_bf16 import shortlist_dtype
+from saelight.sae.kernels.sparse_pattern import (  # noqa: F401 (re-exported: the sparse path's API)
     TRANSPOSE_BLOCK,
     Pattern,
     _by_latent,

@@ -18,13 +18,9 @@ import logging
 from pathlib import Path
 from typing import Any, Literal
 
-import torch
-
-from saelight.cache.build import ActivationCache
-from saelight.explorer.explore import explore
+from saelight.commands.saved_run import load_cache
 from saelight.io.errors import SaelightError
 from saelight.io.layout import RunLayout
-from saelight.sae.base import CFG_FILE, SAE
 
 log = logging.getLogger(__name__)
 
@@ -33,6 +29,8 @@ def _targets(
     run: Path | None, sae: Path | None, config: Path | None, out: Path | None
 ) -> tuple[Path, list[tuple[Path, Path]]]:
     """(config, [(SAE folder, output folder)]) of `--run` or `--sae`."""
+    from saelight.sae.export_files import CFG_FILE
+
     if (run is None) == (sae is None):
         raise SaelightError("give exactly one of --run RUN_DIR or --sae SAE_DIR")
     if run is not None:
@@ -58,14 +56,7 @@ def _targets(
     return config, [(sae, out or default)]
 
 
-def load_cache(config: Path) -> ActivationCache:
-    """The `ActivationCache` of a (saved) run config, instantiated through the `saelight` CLI."""
-    from saelight.cli import cli_from_saved_config
-
-    return cli_from_saved_config(config).datamodule.cache
-
-
-def inspect_command(
+def inspect(
     run: Path | None = None,
     sae: Path | None = None,
     config: Path | None = None,
@@ -102,6 +93,13 @@ def inspect_command(
             their audio, then their spectrograms (a note on the page and a log line say so).
         codec: audio codec of the embedded snippets: "flac" (lossless) or "opus" (smaller).
     """
+    import torch
+
+    from saelight.explorer.explore import explore
+    from saelight.io.wandb_run import new_wandb_run
+    from saelight.sae.base import SAE
+    from saelight.sae.export_files import CFG_FILE
+
     if max_page_mb <= 0:
         raise SaelightError(f"--max_page_mb must be > 0, got {max_page_mb}")
     if top < 1:
@@ -114,16 +112,8 @@ def inspect_command(
     reader = cache.open()
     wandb_run = None
     if wandb:
-        import wandb as wandb_sdk
-
-        where = targets[0][1].parent
-        where.mkdir(parents=True, exist_ok=True)
-        wandb_run = wandb_sdk.init(
-            project="saelight",
-            job_type="inspect",
-            dir=str(where),
-            config={"config": str(config), "split": split, "top": top},
-        )
+        config_log = {"config": str(config), "split": split, "top": top}
+        wandb_run = new_wandb_run("inspect", targets[0][1].parent, config_log)
     try:
         for sae_dir, folder in targets:
             cfg: dict[str, Any] = json.loads((sae_dir / CFG_FILE).read_text())

@@ -1,4 +1,4 @@
-"""The sparse path (saelight.sae.sparse_ops) gives the dense path's loss and gradients."""
+"""The sparse path (saelight.sae.kernels.sparse_ops) gives the dense path's loss and gradients."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import torch
 import torch.nn.functional as F
 
 from saelight.sae import SAE
-from saelight.sae.sparse_ops import (
+from saelight.sae.kernels.sparse_ops import (
     SPARSE_AUTO_MAX_DENSITY,
     SPARSE_AUTO_MIN_ELEMENTS,
     decode_codes,

@@ -7,7 +7,8 @@ from types import SimpleNamespace
 import pytest
 import yaml
 
-from saelight.explorer import command
+from saelight.commands import inspect as command
+from saelight.commands import saved_run
 from saelight.io.errors import SaelightError
 
 
@@ -29,7 +30,7 @@ def run_dir(tmp_path: Path, kit, clip_cache, source, monkeypatch: pytest.MonkeyP
 
 
 def test_run_inspects_every_export(run_dir: Path, kit, capsys: pytest.CaptureFixture) -> None:
-    command.inspect_command(run=run_dir, top=3, audio=False)
+    command.inspect(run=run_dir, top=3, audio=False)
     page = run_dir / "explorer" / "L03_planted" / "index.html"
     assert page.exists() and str(page) in capsys.readouterr().out
     media = json.loads((page.parent / "latents.json").read_text())["media"]
@@ -37,7 +38,7 @@ def test_run_inspects_every_export(run_dir: Path, kit, capsys: pytest.CaptureFix
 
 
 def test_codec_and_cap_reach_the_page(run_dir: Path, kit) -> None:
-    command.inspect_command(run=run_dir, top=2, codec="opus", max_page_mb=5)
+    command.inspect(run=run_dir, top=2, codec="opus", max_page_mb=5)
     out = run_dir / "explorer" / "L03_planted"
     media = json.loads((out / "latents.json").read_text())["media"]
     assert media["codec"] == "opus" and media["max_page_mb"] == 5 and media["audio_rows"] > 0
@@ -46,23 +47,23 @@ def test_codec_and_cap_reach_the_page(run_dir: Path, kit) -> None:
 
 def test_sae_defaults_to_the_runs_explorer(run_dir: Path, tmp_path: Path) -> None:
     sae = run_dir / "saes" / "L03_planted"
-    command.inspect_command(sae=sae, config=run_dir / "config.yaml", audio=False)
+    command.inspect(sae=sae, config=run_dir / "config.yaml", audio=False)
     assert (run_dir / "explorer" / "L03_planted" / "labels.json").exists()
-    command.inspect_command(sae=sae, config=Path("x.yaml"), out=tmp_path / "o", audio=False)
+    command.inspect(sae=sae, config=Path("x.yaml"), out=tmp_path / "o", audio=False)
     assert (tmp_path / "o" / "latents.parquet").exists()
 
 
 def test_bad_arguments(run_dir: Path, tmp_path: Path) -> None:
     with pytest.raises(SaelightError, match="exactly one of --run"):
-        command.inspect_command()
+        command.inspect()
     with pytest.raises(SaelightError, match="needs --config"):
-        command.inspect_command(sae=run_dir / "saes" / "L03_planted")
+        command.inspect(sae=run_dir / "saes" / "L03_planted")
     with pytest.raises(SaelightError, match="no exported SAEs"):
-        command.inspect_command(run=tmp_path)
+        command.inspect(run=tmp_path)
     with pytest.raises(SaelightError, match="--top must be >= 1"):
-        command.inspect_command(run=run_dir, top=0)
+        command.inspect(run=run_dir, top=0)
     with pytest.raises(SaelightError, match="--max_page_mb must be > 0"):
-        command.inspect_command(run=run_dir, max_page_mb=0)
+        command.inspect(run=run_dir, max_page_mb=0)
 
 
 def test_saved_fit_config_keys_are_dropped(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -76,8 +77,8 @@ def test_saved_fit_config_keys_are_dropped(tmp_path: Path, monkeypatch: pytest.M
         seen["config"], seen["run"] = yaml.safe_load(args[1]), run
         return SimpleNamespace(datamodule=SimpleNamespace(cache="the cache"))
 
-    monkeypatch.setattr("saelight.cli.make_cli", fake_make_cli)
-    assert command.load_cache(config) == "the cache"
+    monkeypatch.setattr("saelight.commands.train.make_cli", fake_make_cli)
+    assert saved_run.load_cache(config) == "the cache"
     assert seen == {"config": {"seed_everything": 1, "data": {"batch_size": 4}}, "run": False}
     with pytest.raises(SaelightError, match="does not exist"):
-        command.load_cache(tmp_path / "missing.yaml")
+        saved_run.load_cache(tmp_path / "missing.yaml")

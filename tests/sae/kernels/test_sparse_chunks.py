@@ -8,8 +8,9 @@ import torch
 import torch.nn.functional as F
 
 from saelight.module import prefer_fused
-from saelight.sae import SAE, TopKSAE, encoder_topk
-from saelight.sae.sparse_ops import (
+from saelight.sae import SAE, TopKSAE
+from saelight.sae.kernels import encoder_topk
+from saelight.sae.kernels.sparse_ops import (
     _by_latent_sum,
     _by_latent_sum_t,
     exact_pre_activations,
@@ -17,7 +18,7 @@ from saelight.sae.sparse_ops import (
     topk_pre_activations,
     transposed,
 )
-from saelight.sae.sparse_pattern import latent_order
+from saelight.sae.kernels.sparse_pattern import latent_order
 
 D_IN, D_SAE, K, BATCH = 16, 64, 4, 37  # 37 rows: the last chunk is a short one
 

@@ -5,7 +5,7 @@ finds each row's candidate latents with a bf16 encoder matmul and re-ranks them 
 (`encoder_topk.topk_pre_activations`), even when the run itself is fp32. Elsewhere (AVX2-only
 CPUs such as AMD EPYC Rome/Milan) oneDNN emulates bf16 about 100-1000x slower than fp32, and
 that shortlist would be a trap: there the shortlist is int8 where that is exact and faster
-(`saelight.sae.int8_shortlist`), else the step stays fp32. The choice is measured once per
+(`kernels.int8_shortlist`), else the step stays fp32. The choice is measured once per
 process (flags, then timed matmuls in each dtype: `bf16_matmul_is_faster`), because CPU flags
 alone can lie: `ONEDNN_MAX_CPU_ISA=AVX2` or a VM can hide the instructions oneDNN would use.
 
@@ -20,9 +20,9 @@ from pathlib import Path
 
 import torch
 
-from saelight.sae.cpu_probe import median_seconds, overridable
-from saelight.sae.int8_shortlist import cpu_has_fast_int8
-from saelight.sae.int8_shortlist import pays_off as int8_pays_off
+from saelight.sae.kernels.cpu_probe import median_seconds, overridable
+from saelight.sae.kernels.int8_shortlist import cpu_has_fast_int8
+from saelight.sae.kernels.int8_shortlist import pays_off as int8_pays_off
 
 ENV = "SAELIGHT_BF16_SHORTLIST"
 BF16_FLAGS = ("amx_bf16", "avx512_bf16")
@@ -75,7 +75,7 @@ def shortlist_dtype(
 ) -> torch.dtype:
     """The dtype the sparse path's encoder matmul runs in: `compute` (the autocast or weight
     dtype), except an fp32 matmul on CPU, which shortlists in bf16 where the CPU has native bf16
-    and else in int8 where that is exact and faster (`saelight.sae.int8_shortlist`) and, given
+    and else in int8 where that is exact and faster (`kernels.int8_shortlist`) and, given
     the step's `batch` and `k`, pays off at its shape (`int8_shortlist.pays_off`)."""
     if compute != torch.float32 or weight.device.type != "cpu":
         return compute

@@ -30,7 +30,7 @@ from functools import lru_cache
 import torch
 from torch import Tensor
 
-from saelight.sae.cpu_probe import median_seconds, overridable
+from saelight.sae.kernels.cpu_probe import median_seconds, overridable
 
 ENV = "SAELIGHT_INT8_SHORTLIST"
 X_LEVELS = 127

@@ -1,0 +1,72 @@
+"""`saelight layer-sweep --cache DIR --label L`: dense probe accuracy vs layer, before any SAE.
+
+Probes the label on each cached layer (`evaluation.layer_sweep`), writes
+`layer_sweep_<label>.json` and `.png` and prints the table:
+
+    saelight cache --config configs/layer_sweep_hubert.yaml --data.cache.source.init_args.root DIR
+    saelight layer-sweep --cache runs/layer_sweep/hubert/cache --label technique
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Literal
+
+from saelight.io.defaults import EVAL_SEED, MAX_ROWS
+
+
+def layer_sweep(
+    cache: str,
+    label: str = "technique",
+    probe: Literal["logistic", "paper"] = "logistic",
+    layers: list[int] | None = None,
+    max_rows: int = MAX_ROWS,
+    seed: int = EVAL_SEED,
+    out: str | None = None,
+) -> None:
+    """Probe the dense activations of every cached layer for one label: accuracy vs layer.
+
+    Writes `layer_sweep_<label>.json` and `.png` and prints the table, so the layers worth an
+    SAE can be chosen before training any.
+
+    Args:
+        cache: activation cache directory holding the layers to compare.
+        label: metadata label to probe (e.g. technique, vowel).
+        probe: "logistic" (fast) or "paper" (linear layer, 120 epochs, best epoch by val loss).
+        layers: layers to probe (default: every cached layer).
+        max_rows: rows per split, subsampled for frame caches.
+        seed: seed of the probe and of the subsampling.
+        out: output folder (default: `<cache>/../layer_sweep`).
+    """
+    from saelight.cache.reader import CacheReader
+    from saelight.evaluation.layer_sweep import layer_sweep as sweep_layers
+    from saelight.evaluation.layer_sweep import probe_test_split
+    from saelight.io.atomic import atomic_write_text
+    from saelight.report.layer_sweep import format_table, sweep_figure
+
+    results = sweep_layers(cache, label, probe, layers, max_rows, seed)
+    folder = Path(out) if out else Path(cache).resolve().parent / "layer_sweep"
+    folder.mkdir(parents=True, exist_ok=True)
+    reader = CacheReader(cache)
+    backbone = reader.manifest.get("backbone", {})
+    stem = f"layer_sweep_{label}"
+    payload = {
+        "cache": str(cache),
+        "backbone": backbone,
+        "label": label,
+        "probe": probe,
+        "seed": seed,
+        "max_rows": max_rows,
+        "test_split": probe_test_split(reader),
+        "layers": results,
+    }
+    atomic_write_text(folder / f"{stem}.json", json.dumps(payload, indent=1))
+    title = f"{Path(str(backbone.get('model', ''))).name}: dense {label} probe ({probe})"
+    sweep_figure(results, label, title).savefig(folder / f"{stem}.png", dpi=120)
+    print(format_table(results))
+    best = max(results, key=lambda r: r["accuracy"])
+    print(
+        f"best layer: L{best['layer']} ({100 * best['accuracy']:.2f} %); "
+        f"wrote {folder / stem}.json and .png"
+    )

@@ -1,0 +1,132 @@
+"""The splice computation of a run's SAEs on its held-out clips, shared by `saelight splice` and
+`SAEEvaluation(splice=True)` so both write the same splice.json.
+
+Decodes the held-out clips through the cache's own loader (`ActivationCache.segments_or_error`:
+same resampling, validation and crops as extraction) and runs `splice_fidelity` once per spliced
+layer (every SAE of that layer shares the clean and mean-ablation passes). Forward passes per
+batch of clips: 2 clean + 1 mean + n_sae × (2 + 2 × label values), the last term only with
+`k_ablate` > 0.
+"""
+
+from __future__ import annotations
+
+import inspect
+import json
+import logging
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import yaml
+
+from saelight.audio.base import SPLITS, BadAudioError, Clip
+from saelight.cache.build import ActivationCache
+from saelight.evaluation.splice import splice_fidelity
+from saelight.io.errors import SaelightError
+from saelight.io.layout import RunLayout
+from saelight.sae.base import SAE
+from saelight.sae.export_files import CFG_FILE
+
+log = logging.getLogger(__name__)
+
+
+def check_frame_run(layout: RunLayout) -> list[tuple[Path, dict[str, Any]]]:
+    """(export folder, cfg.json) of every export; SaelightError unless the run is frame-level.
+
+    Runs before any backbone is loaded: it reads only config.yaml and the cfg.json files.
+    """
+    if not layout.config.is_file():
+        raise SaelightError(f"{layout.config} does not exist", hint="pass a run directory")
+    exports = [(p, json.loads((p / CFG_FILE).read_text())) for p in layout.exported_saes()]
+    if not exports:
+        raise SaelightError(f"{layout.saes} holds no exported SAE (saes/*/cfg.json)")
+    config = yaml.safe_load(layout.config.read_text()) or {}
+    cache = (config.get("data") or {}).get("cache") or {}
+    cache = cache.get("init_args", cache)  # a saved config nests it under class_path/init_args
+    default = inspect.signature(ActivationCache).parameters["pooling"].default
+    pooling = cache.get("pooling", default)
+    poolings = {pooling} | {cfg.get("pooling", pooling) for _, cfg in exports}
+    if poolings != {"frame"}:
+        raise SaelightError(
+            f"{layout.root} is a clip-pooled run (data.cache.pooling: {pooling}): its SAEs read "
+            "one mean-pooled row per clip, which cannot be spliced back frame by frame",
+            hint="splice needs a frame-level run (data.cache.pooling: frame)",
+        )
+    return exports
+
+
+def held_out(cache: Any, split: str, max_clips: int | None, seed: int) -> list[tuple[Clip, Any]]:
+    """(clip, wave) of the split's clips (a seeded subset of `max_clips`), decoded as the cache
+    decodes them; a clip that fails to decode is skipped with a warning."""
+    clips = [(i, c) for i, c in enumerate(cache.source.clips()) if c.split == split]
+    if not clips:
+        raise SaelightError(f"the run's source has no '{split}' clips")
+    if max_clips is not None and len(clips) > max_clips:
+        keep = np.sort(np.random.default_rng(seed).choice(len(clips), max_clips, replace=False))
+        clips = [clips[i] for i in keep]
+    out = []
+    for index, clip in clips:
+        loaded = cache.segments_or_error(index, clip)
+        if isinstance(loaded, BadAudioError):
+            log.warning("skipping %s: %s", clip.clip_id, loaded)
+            continue
+        out.append((clip, loaded[0][1]))  # the test split is one whole-file segment per clip
+    return out
+
+
+def splice_run(
+    cache: Any,
+    saes: dict[int, dict[str, tuple[SAE, float | None]]],
+    split: str,
+    max_clips: int | None,
+    labels: list[str] | None,
+    k_ablate: int,
+    seed: int,
+) -> dict[str, Any]:
+    """The splice.json payload (all but "run") of `saes` ({layer: {name: (SAE, grid sparsity)}})
+    on the cache's held-out clips: the one core of `saelight splice` and
+    `SAEEvaluation(splice=True)`, so both write the same file. Arguments as `splice_command`'s."""
+    if split not in SPLITS:
+        raise SaelightError(f"split {split!r} is not one of {list(SPLITS)}")
+    t0 = time.perf_counter()
+    items = held_out(cache, split, max_clips, seed)
+    clip_labels = _labels([c for c, _ in items], labels)
+    waves = [w for _, w in items]
+    results = []
+    for layer in sorted(saes):
+        models = {name: sae for name, (sae, _) in saes[layer].items()}
+        result = splice_fidelity(
+            cache.backbone, models, layer, waves, clip_labels, k_ablate=k_ablate, seed=seed
+        )
+        for name, (sae, sparsity) in saes[layer].items():
+            row = result["saes"][name]
+            row.update(sae.identity())
+            if row["sparsity"] is None:  # a knob-set SAE (k given) still has its grid's sparsity
+                row["sparsity"] = sparsity
+        results.append(result)
+    wall = time.perf_counter() - t0
+    audio_s = sum(len(w) for w in waves) / cache.backbone.sample_rate
+    return {
+        "split": split,
+        "n_clips": len(waves),
+        "audio_seconds": audio_s,
+        "wall_seconds": wall,
+        "seconds_per_audio_hour": wall / audio_s * 3600 if audio_s else None,
+        "labels": sorted(clip_labels),
+        "k_ablate": k_ablate,
+        "seed": seed,
+        "layers": results,
+    }
+
+
+def _labels(clips: list[Clip], wanted: list[str] | None) -> dict[str, list[str]]:
+    """{label: value per clip} of the labels asked for (default: those with 2+ values)."""
+    names = sorted({k for c in clips for k in c.labels})
+    if wanted is not None:
+        missing = sorted(set(wanted) - set(names))
+        if missing:
+            raise SaelightError(f"labels {missing} are not in the source (it has {names})")
+        names = list(wanted)
+    values = {n: [str(c.labels.get(n, "")) for c in clips] for n in names}
+    return {n: v for n, v in values.items() if wanted is not None or len(set(v)) > 1}
