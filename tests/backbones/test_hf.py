@@ -212,13 +212,6 @@ def test_mert_like_without_trust_remote_code(mert_like_dir: Path) -> None:
         HFBackbone(str(mert_like_dir))
 
 
-@pytest.mark.skip(
-    reason="MERT's modelling code lives on the hub (trust_remote_code); tests are offline"
-)
-def test_mert() -> None:
-    """m-a-p/MERT-v1-95M: 24 kHz, 12 layers x 768, 75 Hz; needs the hub and trust_remote_code."""
-
-
 def test_classification_checkpoint_loads_its_encoder(tmp_path: Path) -> None:
     """The paper's AST is an AudioSet classifier: AutoModel keeps its encoder, drops the head."""
     config, extractor = BUILDERS["ast"][0]()

@@ -1,6 +1,6 @@
 """`saelight report`: tables hold exactly the results' numbers, figures exist, claims are right,
 and a sweep's runs merge into the same report as one grid run (the paper's own tables, intervals,
-seeds and collapse flags: tests/report/)."""
+seeds and collapse flags: the other modules of tests/report/)."""
 
 import re
 from pathlib import Path
