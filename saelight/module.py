@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Literal
 
 import lightning as L
 import torch
@@ -20,6 +20,16 @@ from saelight.sae.base import SAE
 from saelight.sae.dead_latents import dead_window
 from saelight.sae.resample import resample_dead_latents
 from saelight.sae.schedules import SparsityAnneal, WarmupDecay
+from saelight.training.divergence import (
+    POLICIES,
+    DivergenceGuard,
+    Snapshot,
+    Spike,
+    TrainingDiverged,
+    log,
+    restore_snapshot,
+    take_snapshot,
+)
 
 # Lightning 2.6's own pytree helper calls `isinstance(treespec, LeafSpec)`, which torch >= 2.10
 # deprecates, on every step: the user can do nothing about it (fixed upstream in Lightning).
@@ -74,6 +84,13 @@ class SAEModule(L.LightningModule):
             dead window is re-initialised on a residual of the batch (`resample_dead_latents`)
             and gets a new window; afterwards latents may die. 0 turns resampling off.
         nonfinite: "error" stops on a NaN/Inf batch; "skip" drops such rows (counted in the logs).
+        divergence: what to do when one SAE's loss is not finite or jumps above 10x its recent
+            average (`saelight.training.divergence`; checked at each logging step): "warn" logs
+            one WARNING line; "rollback" also puts that SAE back to its state (weights and
+            optimiser state) at the last check that passed, while the other SAEs train on;
+            "stop" raises. Every policy logs `<layer>/<name>/train/divergences`. "warn" is the
+            default: rollback keeps 3x each SAE in memory (weights, Adam moments) and cannot cure
+            a recurring cause (planted data, the former resampler: 37 rollbacks, FVU 80 vs 34).
     """
 
     def __init__(
@@ -88,10 +105,13 @@ class SAEModule(L.LightningModule):
         dead_after_samples: int | None = None,
         resample_dead_until: float = 0.8,
         nonfinite: str = "error",
+        divergence: Literal["warn", "rollback", "stop"] = "warn",
     ) -> None:
         super().__init__()
         if nonfinite not in ("error", "skip"):
             raise ValueError(f"model.nonfinite must be 'error' or 'skip', got {nonfinite!r}")
+        if divergence not in POLICIES:
+            raise ValueError(f"model.divergence must be one of {POLICIES}, got {divergence!r}")
         if not 0 <= resample_dead_until <= 1:
             raise ValueError(
                 f"model.resample_dead_until must be in [0, 1], got {resample_dead_until}"
@@ -105,6 +125,13 @@ class SAEModule(L.LightningModule):
         self.optimizer_factory, self.lr_schedule = optimizer, lr_schedule
         self.sparsity_schedule = sparsity_schedule
         self.nonfinite = nonfinite
+        self.divergence = divergence
+        self.divergence_guard = DivergenceGuard([e.key for e in self.grid])
+        self.divergences = {e.key: 0 for e in self.grid}
+        # Rollback: per SAE the state at the last check it passed, and those to restore after
+        # this step's optimiser step (not before: the backward still needs their graphs).
+        self._snapshots: dict[str, Snapshot] = {}
+        self._restore: list[str] = []
         self.targets = {e.key: self.sae(e).sparsity_knob for e in self.grid}
         self.dead_windows = {e.key: dead_window(self.sae(e), dead_after_samples) for e in self.grid}
         for e in self.grid:
@@ -191,7 +218,8 @@ class SAEModule(L.LightningModule):
         x = self._clean(batch["x"])
         self._last_batch = x.detach()
         log_now = self.global_step % max(self.trainer.log_every_n_steps, 1) == 0
-        total = x.new_zeros(())
+        parts: list[Tensor] = []
+        logs: dict[str, Tensor | float] = {}
         world = self.trainer.world_size
         for e in self.grid:
             sae, xi = self.sae(e), x[:, e.layer_pos]
@@ -199,7 +227,7 @@ class SAEModule(L.LightningModule):
             dead = counter >= self.dead_windows[e.key]
             out = sae(xi, dead_mask=dead)
             mse = F.mse_loss(out.x_hat.float(), xi)
-            total = total + mse + out.aux_loss
+            parts.append(mse + out.aux_loss)
             # From the k indices per row when the SAE gives them: no dense (batch, d_sae) pass.
             fired = out.codes.fired() if out.codes is not None else (out.z > 0).any(0)
             if world > 1 and dist.is_initialized():
@@ -208,19 +236,75 @@ class SAEModule(L.LightningModule):
                 fired = fired.bool()
             counter.add_(xi.shape[0] * world).masked_fill_(fired, 0)
             if log_now:
-                self.log_dict(
-                    {
-                        f"{e.prefix}/train/mse": mse.detach(),
-                        f"{e.prefix}/train/aux_loss": out.aux_loss.detach(),
-                        f"{e.prefix}/train/{sae.sparsity_attr}": sae.sparsity_knob,
-                        f"{e.prefix}/train/dead_fraction": dead.float().mean(),
-                    }
-                )
+                logs[f"{e.prefix}/train/mse"] = mse.detach()
+                logs[f"{e.prefix}/train/aux_loss"] = out.aux_loss.detach()
+                logs[f"{e.prefix}/train/{sae.sparsity_attr}"] = sae.sparsity_knob
+                logs[f"{e.prefix}/train/dead_fraction"] = dead.float().mean()
+        self.divergence_guard.update(torch.stack([p.detach() for p in parts]), self.global_step)
+        if log_now:
+            self._check_divergence()
+            for e in self.grid:
+                logs[f"{e.prefix}/train/divergences"] = float(self.divergences[e.key])
+            self.log_dict(logs)
+        total = self._total_loss(parts)
         self.log("train/loss", total.detach(), prog_bar=True)
         if self.nonfinite == "skip":
             bad = self.nonfinite_rows.float()
             self.log("train/nonfinite_rows", bad, reduce_fx="sum", sync_dist=True)
         return total
+
+    def _total_loss(self, parts: list[Tensor]) -> Tensor:
+        """Σ of the SAEs' losses; an SAE about to be rolled back contributes 0·Σ its
+        parameters instead: zero gradients (DDP still sees every parameter used), no NaN."""
+        total = parts[0].new_zeros(())
+        for e, part in zip(self.grid, parts, strict=True):
+            if e.key in self._restore:
+                part = sum((p.sum() for p in self.sae(e).parameters()), part.new_zeros(())) * 0
+            total = total + part
+        return total
+
+    def _check_divergence(self) -> None:
+        """At a logging step: one read of the guard's flags; each flagged SAE gets one WARNING
+        line and the policy; under rollback each SAE that passed is snapshotted."""
+        guard, step = self.divergence_guard, self.global_step
+        spikes = {s.key: s for s in guard.spikes()}
+        optimizer = self.trainer.optimizers[0] if self.trainer.optimizers else None
+        for i, e in enumerate(self.grid):
+            spike = spikes.get(e.key)
+            if spike is None:
+                if self.divergence == "rollback":
+                    level = guard.levels[i]
+                    self._snapshots[e.key] = take_snapshot(self.sae(e), optimizer, level, step)
+                continue
+            self.divergences[e.key] += 1
+            self._act_on(i, spike)
+
+    def _act_on(self, i: int, spike: Spike) -> None:
+        guard, snap = self.divergence_guard, self._snapshots.get(spike.key)
+        finite = spike.after < float("inf")
+        if self.divergence == "stop":
+            line = spike.line("stopping (model.divergence: stop)")
+            log.warning("%s", line)
+            raise TrainingDiverged(line, hint="set model.divergence: rollback or warn to go on")
+        if self.divergence == "rollback" and snap is not None:
+            self._restore.append(spike.key)
+            guard.reset(i, snap.level)
+            log.warning(
+                "%s", spike.line(f"rolled back to step {snap.step} (weights and optimiser state)")
+            )
+            return
+        # warn (or rollback before any snapshot): the new level becomes the reference; a
+        # non-finite SAE stays so, and is not reported again.
+        guard.reset(i, None, active=finite)
+        why = "no state kept yet to roll back to" if self.divergence == "rollback" else "warn"
+        log.warning("%s", spike.line(f"training goes on (model.divergence: {why})"))
+
+    def _restore_diverged(self) -> None:
+        optimizer = self.trainer.optimizers[0] if self.trainer.optimizers else None
+        for e in self.grid:
+            if e.key in self._restore:
+                restore_snapshot(self.sae(e), optimizer, self._snapshots[e.key])
+        self._restore.clear()
 
     def on_before_optimizer_step(self, optimizer: torch.optim.Optimizer) -> None:
         for e in self.grid:
@@ -228,6 +312,7 @@ class SAEModule(L.LightningModule):
 
     def optimizer_step(self, *args: Any, **kwargs: Any) -> None:
         super().optimizer_step(*args, **kwargs)
+        self._restore_diverged()
         # Here, not in on_train_batch_end: callbacks (ModelCheckpoint) run before that hook, so a
         # checkpoint would hold the un-normalised decoder and a resumed run would drift from it.
         for e in self.grid:
@@ -256,8 +341,8 @@ class SAEModule(L.LightningModule):
         for i, e in enumerate(self.grid):
             g = torch.Generator(device=x.device).manual_seed(self.global_step * 1009 + i)
             n = resample_dead_latents(self.sae(e), x[:, e.layer_pos], dead[e.key], optimizer, g)
-            if n:
-                self.since_fired(e).masked_fill_(dead[e.key], 0)
+            if n:  # the first n dead latents; the others wait for a later batch's rows
+                self.since_fired(e)[dead[e.key].nonzero().squeeze(1)[:n]] = 0
 
     def validation_step(self, batch: dict[str, Tensor], batch_idx: int) -> None:
         x = self._clean(batch["x"])
@@ -288,4 +373,23 @@ class SAEModule(L.LightningModule):
         logs["val/mse_mean"] = torch.stack(
             [torch.as_tensor(logs[f"{e.prefix}/val/mse"]) for e in self.grid]
         ).mean()
+        self.log_dict(logs, sync_dist=False)
+
+    def test_step(self, batch: dict[str, Tensor], batch_idx: int) -> None:
+        """`saelight test`: the test split, scored as `validation_step` scores the val split."""
+        self.validation_step(batch, batch_idx)
+
+    def on_test_epoch_end(self) -> None:
+        logs: dict[str, Tensor] = {}
+        for e in self.grid:
+            metrics = self.val_metrics[e.key]
+            for name in ("mse", "fvu", "cosine", "l0"):
+                logs[f"{e.prefix}/test/{name}"] = metrics[name].compute()
+            density = metrics["density"].compute()
+            for name in ("dead_fraction", "dead_floor", "dense_fraction"):
+                logs[f"{e.prefix}/test/{name}"] = density[name]
+            for metric in metrics.values():
+                metric.reset()
+        mses = [logs[f"{e.prefix}/test/mse"] for e in self.grid]
+        logs["test/mse_mean"] = torch.stack(mses).mean()
         self.log_dict(logs, sync_dist=False)

@@ -4,6 +4,11 @@ LightningCLI saves the resolved config as `config.yaml`; W&B would otherwise see
 config. `LoggedConfig` logs that same config (nested: `model.sparsities`, `data.cache.backbone…`)
 and, per SAE, its identity under `grid.<key>` (layer, architecture, k, sparsity, d_sae) plus a
 `grid` table, so a sweep's runs compare in the W&B UI.
+
+`config.yaml` is written when training starts (after the data loaders are built and the sanity
+check has run, under the run directory's lock), not at setup as Lightning does: a fit that fails
+its start-up checks leaves a finished run's `config.yaml` as it was. `validate` and `test` never
+write it (the run's config is its fit's).
 """
 
 from __future__ import annotations
@@ -28,6 +33,14 @@ def grid_identities(pl_module: L.LightningModule) -> dict[str, dict[str, Any]]:
 
 class LoggedConfig(SaveConfigCallback):
     """`SaveConfigCallback` that also writes the config and the SAE grid into every W&B run."""
+
+    def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
+        if stage != "fit" and not self.already_saved and trainer.is_global_zero:
+            self.save_config(trainer, pl_module, stage)  # W&B only: config.yaml stays the fit's
+            self.already_saved = True
+
+    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        super().setup(trainer, pl_module, "fit")
 
     def save_config(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
         loggers = wandb_loggers(trainer)

@@ -9,14 +9,15 @@ Lightning, transformers and wandb get loaded.
 from __future__ import annotations
 
 import logging
+import signal
 import sys
 from pathlib import Path
 from typing import Any
 
 from jsonargparse import Namespace
-from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.cli import LightningCLI
 from lightning.pytorch.loggers import CSVLogger, WandbLogger
+from lightning.pytorch.utilities.exceptions import SIGTERMException
 
 from saelight.cache.build import ActivationCache
 from saelight.callbacks import (
@@ -27,8 +28,11 @@ from saelight.callbacks import (
     LogProgress,
     SAEEvaluation,
 )
+from saelight.callbacks.checkpointing import RunCheckpoint, use_atomic_checkpoints
 from saelight.callbacks.config_log import LoggedConfig
 from saelight.callbacks.loggers import wandb_loggers
+from saelight.callbacks.preemption import Preempted, Preemption
+from saelight.callbacks.run_lock import RunLock, launcher_rank
 from saelight.commands import TRAINER_COMMANDS
 from saelight.data.datamodule import ActivationDataModule
 from saelight.io.config_bases import expand_config_args
@@ -41,11 +45,16 @@ from saelight.sae.kernels import emulated_bf16_warning
 
 
 class _DropTip(logging.Filter):
-    """Lightning advertises its cloud logger ("💡 Tip: … litlogger") on every run; a saelight run
-    logs to W&B and CSV already, so the line is noise in every log file."""
+    """Lightning advertises its cloud logger ("💡 Tip: … litlogger") and notes that GridSummary
+    replaces its ModelSummary on every run: noise in every log file."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        return "litlogger" not in record.getMessage()
+        message = record.getMessage()
+        # GridSummary *is* the run's ModelSummary; Lightning says so on every fit.
+        return (
+            "litlogger" not in message
+            and "Skipping setting a default `ModelSummary`" not in message
+        )
 
 
 logging.getLogger("lightning.pytorch.utilities.rank_zero").addFilter(_DropTip())
@@ -68,7 +77,8 @@ def standard_loggers(root: str) -> list[Namespace]:
 
 
 def standard_callbacks(root: str) -> list[Namespace]:
-    """Best exports, W&B histograms, held-out evaluation + report, explorer, last.ckpt."""
+    """Best exports, W&B histograms, held-out evaluation + report, explorer, and `last.ckpt`
+    every `RunCheckpoint.every_minutes` of training and at its end."""
     checkpoints = str(RunLayout.of(root).checkpoints)
     return [
         _spec("saelight.callbacks.GridSummary", GridSummary),
@@ -76,13 +86,7 @@ def standard_callbacks(root: str) -> list[Namespace]:
         _spec("saelight.callbacks.FeatureHistograms", FeatureHistograms),
         _spec("saelight.callbacks.SAEEvaluation", SAEEvaluation),
         _spec("saelight.callbacks.LatentExplorer", LatentExplorer),
-        _spec(
-            "lightning.pytorch.callbacks.ModelCheckpoint",
-            ModelCheckpoint,
-            dirpath=checkpoints,
-            save_last=True,
-            save_top_k=0,
-        ),
+        _spec("saelight.callbacks.RunCheckpoint", RunCheckpoint, dirpath=checkpoints),
     ]
 
 
@@ -152,7 +156,22 @@ class SaelightCLI(LightningCLI):
     gives every run the standard loggers and callbacks (`standard_loggers`,
     `standard_callbacks`) when its config sets no `trainer.logger` / `trainer.callbacks`: a
     config states its run directory once, in `trainer.default_root_dir`.
+
+    A run (`fit`, `validate`, `test`) holds its run directory's lock (`RunLock`) from its
+    start-up checks to its end; every checkpoint is written atomically; `fit` saves `last.ckpt`
+    and exits 128 + signal on SIGTERM / SIGUSR1 (`Preemption`).
     """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        self._run_lock: RunLock | None = None
+        try:
+            super().__init__(*args, **kwargs)  # with run=True, the whole run happens in here
+        except SIGTERMException:  # Lightning's own stop on SIGTERM exits 0: a job reads success
+            raise Preempted(signal.SIGTERM) from None
+        finally:
+            if self._run_lock is not None:
+                self._run_lock.release()
+                self._run_lock = None
 
     def parse_arguments(self, parser: Any, args: Any) -> None:
         super().parse_arguments(parser, args)
@@ -169,6 +188,8 @@ class SaelightCLI(LightningCLI):
         check_optimizer(config.model.get("optimizer"))
         check_data(config.get("data"))
         root = str(config.trainer.default_root_dir or ".")
+        if self.subcommand and launcher_rank() == 0:  # a run (not a saved config read back)
+            self._run_lock = RunLock(root).acquire()
         if config.trainer.logger is None:
             config.trainer.logger = standard_loggers(root)
         if config.trainer.callbacks is None:
@@ -183,6 +204,10 @@ class SaelightCLI(LightningCLI):
 
     def instantiate_trainer(self, **kwargs: Any) -> Any:
         trainer = super().instantiate_trainer(**kwargs)
+        use_atomic_checkpoints(trainer)
+        has_preemption = any(isinstance(c, Preemption) for c in trainer.callbacks)
+        if self.subcommand == "fit" and not has_preemption:
+            trainer.callbacks.append(Preemption())
         for logger in wandb_loggers(trainer):
             # Lightning's WandbLogger passes `anonymous=None`, which wandb >= 0.2x warns about on
             # every run although nobody set it; drop the unset key before the run starts.
