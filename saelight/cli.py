@@ -17,7 +17,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from saelight.commands import TRAINER_COMMANDS
+from saelight.commands import TRAINER_COMMANDS, unknown_verb_line
 
 VERBS = {
     "cache": "saelight.commands.cache:cache",
@@ -26,6 +26,8 @@ VERBS = {
     "layer-sweep": "saelight.commands.layer_sweep:layer_sweep",
     "push": "saelight.commands.push:push",
     "splice": "saelight.commands.splice:splice",
+    "steer": "saelight.commands.steer:steer",
+    "explain": "saelight.commands.explain:explain",
 }
 """Every verb beside LightningCLI's: name -> "module:function" (first docstring line = help)."""
 
@@ -70,6 +72,14 @@ def main(args: list[str] | None = None) -> None:
         return
     from saelight.io.failures import failure_line
 
+    if args is None:  # the console script: a redirected log gets no colour codes
+        from saelight.io.plain_output import plain_when_redirected
+
+        plain_when_redirected()
+    if not argv[0].startswith("-") and argv[0] not in (*TRAINER_COMMANDS, *VERBS):
+        verbs = [*TRAINER_COMMANDS, *VERBS]  # a typo: one line, before anything heavy loads
+        print(f"saelight: error: {unknown_verb_line(argv[0], verbs)}", file=sys.stderr)
+        raise SystemExit(2)
     try:
         if argv[0] in VERBS:
             from saelight.commands.parser import run_command

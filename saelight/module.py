@@ -30,6 +30,7 @@ from saelight.training.divergence import (
     restore_snapshot,
     take_snapshot,
 )
+from saelight.training.rows import BatchRows, batch_rows
 
 # Lightning 2.6's own pytree helper calls `isinstance(treespec, LeafSpec)`, which torch >= 2.10
 # deprecates, on every step: the user can do nothing about it (fixed upstream in Lightning).
@@ -91,6 +92,12 @@ class SAEModule(L.LightningModule):
             "stop" raises. Every policy logs `<layer>/<name>/train/divergences`. "warn" is the
             default: rollback keeps 3x each SAE in memory (weights, Adam moments) and cannot cure
             a recurring cause (planted data, the former resampler: 37 rollbacks, FVU 80 vs 34).
+        baselines: random baselines trained beside every SAE at its width and k, through the
+            same batches, evaluation and report (`saelight.sae.baselines.BASELINES`:
+            frozen_decoder, frozen_encoder, random); the report judges each claim against them.
+        seeds: copies of every SAE, each from its own random init, trained on the same batches;
+            the report gives mean ± std over them and each SAE's seed stability (mean pairwise
+            MCC of its decoders).
     """
 
     def __init__(
@@ -106,6 +113,8 @@ class SAEModule(L.LightningModule):
         resample_dead_until: float = 0.8,
         nonfinite: str = "error",
         divergence: Literal["warn", "rollback", "stop"] = "warn",
+        baselines: list[str] | None = None,
+        seeds: int = 1,
     ) -> None:
         super().__init__()
         if nonfinite not in ("error", "skip"):
@@ -120,7 +129,7 @@ class SAEModule(L.LightningModule):
         self._resample_before_step = 0.0  # the step resampling stops at; set when training starts
         self._last_batch: Tensor | None = None
         self.layers = list(layers) if layers else [0]
-        self.saes, self.grid = build_grid(saes, sparsities, d_in, self.layers)
+        self.saes, self.grid = build_grid(saes, sparsities, d_in, self.layers, baselines, seeds)
         self.d_in = d_in
         self.optimizer_factory, self.lr_schedule = optimizer, lr_schedule
         self.sparsity_schedule = sparsity_schedule
@@ -177,31 +186,20 @@ class SAEModule(L.LightningModule):
             "lr_scheduler": {"scheduler": scheduler, "interval": "step"},
         }
 
-    def _clean(self, x: Tensor) -> Tensor:
-        # One sum first (no (batch, dim) mask): any NaN/Inf makes it non-finite, and so may an
-        # overflow, which the exact per-row test then clears. One scalar read-back per batch.
-        if bool(torch.isfinite(x.sum())):
-            return x
-        finite = torch.isfinite(x).flatten(1).all(1)
-        if bool(finite.all()):
-            return x
-        if self.nonfinite == "error":
-            raise ValueError(
-                f"{int((~finite).sum())} cached rows hold NaN/Inf activations; set "
-                "model.nonfinite: skip to drop them"
-            )
-        self.nonfinite_rows += (~finite).sum()
-        return x[finite]
+    def _rows(self, batch: dict[str, Tensor]) -> BatchRows:
+        rows = batch_rows(batch, drop_nonfinite=self.nonfinite == "skip")
+        self.nonfinite_rows += rows.nonfinite
+        return rows
 
     def on_train_batch_start(self, batch: dict[str, Tensor], batch_idx: int) -> None:
         if not self.data_initialized:
-            x = batch["x"]
+            rows = batch_rows(batch, drop_nonfinite=True)
             if self.trainer.world_size > 1:
                 # Every rank must start from the same b_dec / input_scale: use the global batch.
-                x = self.all_gather(x).flatten(0, 1)
-            x = x[torch.isfinite(x).flatten(1).all(1)]
+                rows = BatchRows(*(None if t is None else self.all_gather(t).flatten(0, 1)
+                                   for t in (rows.x, rows.keep)))  # fmt: skip
             for e in self.grid:
-                self.sae(e).initialize_from_data(x[:, e.layer_pos].float())
+                self.sae(e).initialize_from_data(rows.layer(e.layer_pos)[0].float())
             self.data_initialized.fill_(True)
         if self.trainer.accumulate_grad_batches == 1:
             # Lightning zeroes them after the forward; dropping them here keeps the previous
@@ -215,14 +213,14 @@ class SAEModule(L.LightningModule):
                 sae.sparsity_knob = value  # the SAE rounds it where the knob is an integer (k)
 
     def training_step(self, batch: dict[str, Tensor], batch_idx: int) -> Tensor:
-        x = self._clean(batch["x"])
-        self._last_batch = x.detach()
+        rows = self._rows(batch)
+        self._last_batch = rows.x.detach()
         log_now = self.global_step % max(self.trainer.log_every_n_steps, 1) == 0
         parts: list[Tensor] = []
         logs: dict[str, Tensor | float] = {}
         world = self.trainer.world_size
         for e in self.grid:
-            sae, xi = self.sae(e), x[:, e.layer_pos]
+            sae, xi = self.sae(e), rows.layer(e.layer_pos)[0]
             counter = self.since_fired(e)
             dead = counter >= self.dead_windows[e.key]
             out = sae(xi, dead_mask=dead)
@@ -339,18 +337,22 @@ class SAEModule(L.LightningModule):
             x = self.all_gather(x[:rows]).flatten(0, 1)
         optimizer = self.trainer.optimizers[0] if self.trainer.optimizers else None
         for i, e in enumerate(self.grid):
+            if e.baseline is not None:  # its random tensors stay as they are
+                continue
             g = torch.Generator(device=x.device).manual_seed(self.global_step * 1009 + i)
             n = resample_dead_latents(self.sae(e), x[:, e.layer_pos], dead[e.key], optimizer, g)
             if n:  # the first n dead latents; the others wait for a later batch's rows
                 self.since_fired(e)[dead[e.key].nonzero().squeeze(1)[:n]] = 0
 
     def validation_step(self, batch: dict[str, Tensor], batch_idx: int) -> None:
-        x = self._clean(batch["x"])
+        rows = self._rows(batch)
         for e in self.grid:
-            xi = x[:, e.layer_pos]
+            xi, offset = rows.layer(e.layer_pos)
             sae = self.sae(e)
             z = sae.encode(xi)
             x_hat = sae.decode(z).float()
+            if offset is not None:  # scored in the original space: the offsets added back
+                xi, x_hat = xi + offset, x_hat + offset
             metrics = self.val_metrics[e.key]
             for name in ("mse", "fvu", "cosine"):
                 metrics[name].update(xi, x_hat)

@@ -50,6 +50,23 @@ def test_fit_leaves_cache_checkpoint_csv_wandb_and_exports(finished_run: Path) -
     assert cfg["layer"] == 2 and cfg["k"] == 6 and cfg["backbone"]["untrained"] is True
 
 
+def test_every_artefact_of_the_fit_carries_its_generation(finished_run: Path) -> None:
+    """config.yaml, best.json, every export, results.{json,csv}, the report and the explorer
+    name one id, the one `push` and `report` compare."""
+    from saelight.report.generations import check_generations, run_generations
+
+    found = run_generations(finished_run)
+    (generation,) = set(found.values())
+    assert generation and len(found) == 7 and check_generations(finished_run) is None
+    csv = pd.read_csv(finished_run / "results" / "results.csv")
+    assert set(csv["generation"]) == {generation}
+    assert f"generation `{generation}`" in (finished_run / "report" / "report.md").read_text()
+    pages = sorted((finished_run / "explorer").glob("*/latents.json"))
+    assert len(pages) == 4
+    assert {json.loads(p.read_text())["generation"] for p in pages} == {generation}
+    assert not list((finished_run / "explorer").glob(".*"))  # no staging folder left
+
+
 def test_fit_writes_results_with_dense_and_sae_rows(finished_run: Path) -> None:
     rows = json.loads((finished_run / "results" / "results.json").read_text())["rows"]
     names = {(r["layer"], r["name"]) for r in rows}

@@ -15,7 +15,9 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
+import soundfile as sf
 
 ROOT = Path(__file__).parents[1]
 SAELIGHT = str(Path(sys.executable).with_name("saelight"))
@@ -29,6 +31,8 @@ SUBCOMMANDS = (
     "layer-sweep",
     "push",
     "splice",
+    "steer",
+    "explain",
 )
 ENV = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "WANDB_MODE": "offline"}
 
@@ -55,7 +59,9 @@ def test_help_lists_every_subcommand_one_line_each() -> None:
     assert listed == set(SUBCOMMANDS)
 
 
-@pytest.mark.parametrize("name", ["cache", "report", "inspect", "layer-sweep", "push", "splice"])
+@pytest.mark.parametrize(
+    "name", ["cache", "report", "inspect", "layer-sweep", "push", "splice", "steer", "explain"]
+)
 def test_each_subcommand_help_is_its_own(name: str) -> None:
     from saelight.cli import verb_function
 
@@ -88,6 +94,12 @@ README_RUNS: dict[str, list[str]] = {
         "2",
     ],
     "saelight fit --config configs/quickstart.yaml --print_config": [],
+    # One sparsity: 1 SAE x (1 + 3 baselines) x 2 seeds x 2 layers.
+    "saelight fit --config configs/quickstart_baselines.yaml": [
+        *("--trainer.max_epochs", "2", "--model.sparsities", "[0.9]"),
+        *("--data.cache.directory", "runs/quickstart/cache"),
+        *("--data.cache.backbone.init_args.save_dir", "runs/quickstart/models"),
+    ],
     "saelight report runs/quickstart": [],
     "saelight inspect --run runs/quickstart --out runs/quickstart/explorer": [],
     "saelight fit --config configs/paper/hubert.yaml --data.cache.source.init_args.root "
@@ -96,6 +108,8 @@ README_RUNS: dict[str, list[str]] = {
     "/path/to/VocalSet": ["--print_config"],
     "saelight layer-sweep --cache runs/layer_sweep/hubert/cache --label technique": [],
     "saelight push --run runs/quickstart --local_dir runs/quickstart/hub": [],
+    # my_clip.wav: a 2 s tone the test writes first (the README's stand-in for the user's file).
+    "saelight explain my_clip.wav --run runs/quickstart": [],
     # 2 CPU processes (gloo) instead of 4 GPUs: the same strategy on this 2-core machine.
     "saelight fit --config configs/quickstart.yaml --trainer.devices 4 --trainer.strategy ddp": [
         "--trainer.devices",
@@ -112,6 +126,7 @@ NOISE = (
     "litlogger",
     "anonymous setting",
     "Total FLOPs",
+    "\x1b[",  # ANSI colour codes (wandb colours its lines even when they go to a file)
 )
 # The layer sweep reads a 13-layer HuBERT cache nobody can build offline: it runs on the
 # quickstart's cache (the same format), copied to the documented path.
@@ -123,6 +138,8 @@ def test_readme_commands_run_as_a_user_runs_them(tmp_path: Path) -> None:
     commands = documented_commands(ROOT / "README.md")
     assert set(commands) == set(README_RUNS), set(commands) ^ set(README_RUNS)
     shutil.copytree(ROOT / "configs", tmp_path / "configs")
+    t = np.arange(32_000) / 16_000
+    sf.write(tmp_path / "my_clip.wav", 0.3 * np.sin(2 * np.pi * 220 * t), 16_000)
     logs: dict[str, str] = {}
     for line in commands:
         if "layer-sweep" in line:
@@ -150,3 +167,11 @@ def test_readme_commands_run_as_a_user_runs_them(tmp_path: Path) -> None:
     pages = sorted(p.parent.name for p in (run / "explorer").glob("*/index.html"))
     assert pages == sorted(p.name for p in (run / "saes").glob("L*"))
     assert (tmp_path / "runs/layer_sweep/hubert/layer_sweep/layer_sweep_technique.json").exists()
+    report = (tmp_path / "runs/quickstart_baselines/report/report.md").read_text()
+    names = ("topk_s90", "topk_s90_frozen_decoder", "topk_s90_frozen_encoder", "topk_s90_random")
+    assert f"| layer | {' | '.join(names)} |" in report  # a column per baseline
+    for claim in ("Claim 1 (technique) vs random baselines", "Claim 2 vs random baselines"):
+        assert claim in report
+    assert "± = std across 2 seeds" in report and "### Seed stability" in report
+    explained = json.loads((run / "explain" / "explain.json").read_text())
+    assert "my_clip.wav" in json.dumps(explained)

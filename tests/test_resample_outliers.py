@@ -11,8 +11,9 @@ import lightning as L
 import pytest
 import torch
 import torch.nn.functional as F
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader
 
+from saelight.data.batches import TensorBatches
 from saelight.metrics.reconstruction import fvu
 from saelight.module import SAEModule
 from saelight.sae import TopKSAE
@@ -36,19 +37,6 @@ def planted(clips: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
     return x, outlier
 
 
-class Batches(Dataset):
-    """Consecutive batches of `batch` rows as the datamodule yields them: {"x": (batch, 1, d)}."""
-
-    def __init__(self, x: torch.Tensor, batch: int) -> None:
-        self.x, self.batch = x, batch
-
-    def __len__(self) -> int:
-        return len(self.x) // self.batch
-
-    def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
-        return {"x": self.x[i * self.batch : (i + 1) * self.batch, None]}
-
-
 @pytest.mark.slow  # 500 steps of a 2048-latent SAE: ~50 s of CPU
 def test_massive_activations_do_not_blow_up_resampling() -> None:
     L.seed_everything(0, verbose=False)
@@ -62,7 +50,7 @@ def test_massive_activations_do_not_blow_up_resampling() -> None:
         enable_progress_bar=False,
         enable_model_summary=False,
     )
-    trainer.fit(module, DataLoader(Batches(x, 128), batch_size=None, shuffle=True))
+    trainer.fit(module, DataLoader(TensorBatches(x, 128), batch_size=None, shuffle=True))
     (sae,) = module.saes.values()
     assert sae.k == 20
     held_out, outlier = planted(50, seed=100)

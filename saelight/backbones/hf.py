@@ -31,6 +31,8 @@ from transformers.models.auto.configuration_auto import CONFIG_MAPPING
 
 from saelight.backbones.base import Backbone, check_waves, resolve_layers
 from saelight.backbones.families import InputFamily, WhisperInput, pick_family
+from saelight.backbones.heads import OutputHead, load_head
+from saelight.io.errors import SaelightError
 
 log = logging.getLogger(__name__)
 
@@ -146,6 +148,21 @@ class HFBackbone(Backbone):
             self.family.net = encoder  # the family ran on the weightless skeleton until now
             self._net = encoder
         return self._net
+
+    def output_head(self) -> OutputHead | None:
+        """The checkpoint's own head model (Whisper's decoder, CTC, a classifier), loaded from
+        the same files beside the encoder, or None when the checkpoint has none (see
+        `backbones.heads`). Extraction never calls it."""
+        if self.whisper_window_s is not None:
+            raise SaelightError(
+                "output heads run Whisper on its 30 s window, as it was trained; this backbone "
+                "sets whisper_window_s: leave it null to score the decoder"
+            )
+        config = self.family.net.config
+        return load_head(
+            config, self._source, self.revision, self._trust_remote_code, self.num_layers,
+            self.device,
+        )  # fmt: skip
 
     @property
     def weights_loaded(self) -> bool:

@@ -19,6 +19,7 @@ from saelight.backbones.base import Backbone
 from saelight.backbones.pooling import mean_pool
 from saelight.cache.format import (
     FORMAT_VERSION,
+    CacheNotFoundError,
     check_compatible,
     part_name,
     read_manifest,
@@ -150,9 +151,9 @@ class ActivationCache:
         """A reader of the complete cache, after checking it matches this recipe."""
         manifest = read_manifest(self.directory)
         if manifest is None or not manifest.get("complete"):
-            raise FileNotFoundError(
-                f"no complete activation cache in {self.directory}: run "
-                "`saelight cache --config ...`"
+            raise CacheNotFoundError(
+                f"no complete activation cache in {self.directory}",
+                hint="build it with `saelight cache --config ...`",
             )
         check_compatible(manifest, self.recipe(), self.directory)
         return CacheReader(self.directory, verify=verify)

@@ -52,6 +52,10 @@ class CacheCorruptError(SaelightError, RuntimeError):
     """A cache file is missing, truncated or fails its checksum."""
 
 
+class CacheNotFoundError(SaelightError, FileNotFoundError):
+    """No complete activation cache where a command (or a run's config) says one is."""
+
+
 def layer_dir(layer: int) -> str:
     return f"layer_{layer:02d}"
 

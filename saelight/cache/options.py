@@ -37,8 +37,10 @@ def check_cache_options(
         raise ConfigError(
             f"cache.storage_dtype must be one of {STORAGE_DTYPES}, got {storage_dtype!r}"
         )
-    if crops_per_file < 1 or clips_per_shard < 1 or batch_size < 1:
-        raise ConfigError("cache.crops_per_file, clips_per_shard and batch_size must be >= 1")
+    counts = {"crops_per_file": crops_per_file, "clips_per_shard": clips_per_shard}
+    for name, value in {**counts, "batch_size": batch_size}.items():
+        if value < 1:
+            raise ConfigError(f"data.cache.{name} must be >= 1, got {value}")
     if on_bad_input not in ("skip", "error"):
         raise ConfigError(f"cache.on_bad_input must be 'skip' or 'error', got {on_bad_input!r}")
     if on_locked not in ("wait", "error"):

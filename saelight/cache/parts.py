@@ -33,6 +33,7 @@ from saelight.cache.format import (
     write_manifest,
 )
 from saelight.cache.writer import parquet_bytes
+from saelight.io.atomic import remove_dead_temps
 
 log = logging.getLogger(__name__)
 
@@ -80,9 +81,13 @@ def extract_then_merge(
     """`extract(rank, world)` on every process, then `finish()` on rank 0 once all succeeded.
 
     A rank that fails releases the others from the barrier first, so they stop too (naming it)
-    instead of waiting for it.
+    instead of waiting for it. A lone process first deletes the temp files that killed writers
+    left (`.<name>.tmp<pid>`, pid dead); with several, a pid of another node cannot be checked.
     """
     with process_group() as (rank, world, all_ok):
+        if world == 1:
+            for folder in (directory, *directory.glob("*/")):
+                remove_dead_temps(folder)
         _step(
             all_ok,
             lambda: extract(rank, world),

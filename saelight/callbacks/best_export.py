@@ -9,19 +9,22 @@ from typing import Any
 
 import lightning as L
 
+from saelight.callbacks.generation import run_generation
 from saelight.callbacks.loggers import activation_datamodule
 from saelight.io.atomic import atomic_write_text
-from saelight.io.layout import RunLayout
+from saelight.io.generation import GENERATION
+from saelight.io.layout import BEST_FILE, RunLayout
 from saelight.module import SAEModule
 
-BEST_FILE = "best.json"
+__all__ = ["BEST_FILE", "BestSAEExport"]
 
 
 class BestSAEExport(L.Callback):
     """After every validation epoch, re-export each SAE whose `val/<monitor>` improved.
 
     Writes `<dir>/saes/<key>/{cfg.json,sae_weights.safetensors}` and `<dir>/saes/best.json`
-    (per SAE: layer, name, epoch, step and every validation metric at its best epoch).
+    (per SAE: layer, name, epoch, step and every validation metric at its best epoch), each
+    stamped with the fit's `generation` (`saelight.io.generation`).
 
     Args:
         dirpath: run directory (default: trainer.default_root_dir).
@@ -46,6 +49,8 @@ class BestSAEExport(L.Callback):
         dm = activation_datamodule(trainer, "BestSAEExport")
         backbone = dm.backbone_identity() if dm is not None else {}
         pooling = dm.pooling if dm is not None else "unknown"
+        generation = run_generation(trainer)
+        stamp = {GENERATION: generation} if generation else {}
         changed = False
         for e in pl_module.grid:
             value = metrics.get(f"{e.prefix}/val/{self.monitor}")
@@ -73,6 +78,8 @@ class BestSAEExport(L.Callback):
                         name=e.name,
                         grid_sparsity=e.sparsity,
                         pooling=pooling,
+                        **stamp,
                     )
         if changed and trainer.is_global_zero:
-            atomic_write_text(out / BEST_FILE, json.dumps(self.best, indent=1))
+            best = {key: {**entry, **stamp} for key, entry in self.best.items()}
+            atomic_write_text(out / BEST_FILE, json.dumps(best, indent=1))

@@ -8,19 +8,25 @@ and, per SAE, its identity under `grid.<key>` (layer, architecture, k, sparsity,
 `config.yaml` is written when training starts (after the data loaders are built and the sanity
 check has run, under the run directory's lock), not at setup as Lightning does: a fit that fails
 its start-up checks leaves a finished run's `config.yaml` as it was. `validate` and `test` never
-write it (the run's config is its fit's).
+write it (the run's config is its fit's). It is written atomically, its first line a comment
+naming the fit's generation (`saelight.io.generation`).
 """
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import lightning as L
 import yaml
 from lightning.pytorch.cli import SaveConfigCallback
 
+from saelight.callbacks.generation import run_generation
 from saelight.callbacks.loggers import wandb_loggers
 from saelight.evaluation.layer import sae_identity
+from saelight.io.atomic import atomic_write_text
+from saelight.io.errors import SaelightError
+from saelight.io.generation import config_header
 
 
 def grid_identities(pl_module: L.LightningModule) -> dict[str, dict[str, Any]]:
@@ -40,7 +46,23 @@ class LoggedConfig(SaveConfigCallback):
             self.already_saved = True
 
     def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        super().setup(trainer, pl_module, "fit")
+        """Lightning's `setup` for "fit", but config.yaml is written atomically and opens with
+        the fit's generation (a YAML comment: the file still re-runs as a config)."""
+        if self.already_saved:
+            return
+        log_dir = trainer.log_dir  # broadcast from rank 0
+        if trainer.is_global_zero and self.save_to_log_dir and log_dir is not None:
+            path = Path(log_dir) / self.config_filename
+            if not self.overwrite and path.exists():
+                raise SaelightError(
+                    f"{path} exists: LoggedConfig(overwrite=False) keeps a previous run's config"
+                )
+            text = self.parser.dump(self.config, skip_none=False)
+            atomic_write_text(path, config_header(run_generation(trainer)) + text)
+        if trainer.is_global_zero:
+            self.save_config(trainer, pl_module, "fit")
+            self.already_saved = True
+        self.already_saved = trainer.strategy.broadcast(self.already_saved)
 
     def save_config(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
         loggers = wandb_loggers(trainer)

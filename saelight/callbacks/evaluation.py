@@ -2,18 +2,18 @@
 
 from __future__ import annotations
 
-import copy
 import dataclasses
 import logging
 import os
 from typing import Any, Literal
 
 import lightning as L
-import numpy as np
 
 from saelight.cache.format import TEST_HEAD
 from saelight.cache.reader import CacheReader
+from saelight.callbacks.generation import run_generation
 from saelight.callbacks.loggers import activation_datamodule, wandb_run
+from saelight.evaluation.held_out import HeldOutSplits, best_or_live, grid_saes
 from saelight.evaluation.layer import (
     SPLIT_NAMES,
     EvalOptions,
@@ -24,8 +24,10 @@ from saelight.evaluation.layer import (
     probe_labels,
     run_probe,
 )
-from saelight.evaluation.results import confusion_labels, probe_acc_key, write_results
-from saelight.io.defaults import EVAL_SEED, K_ABLATE, MAX_ROWS, SPLICE_SPLIT
+from saelight.evaluation.results import probe_acc_key, write_results
+from saelight.evaluation.seeds import tag_seeds
+from saelight.io.defaults import K_ABLATE, MAX_ROWS, SPLICE_SPLIT
+from saelight.io.generation import GENERATION
 from saelight.io.layout import RunLayout
 from saelight.module import SAEModule
 from saelight.sae.base import SAE
@@ -73,25 +75,27 @@ class SAEEvaluation(L.Callback):
         splice_max_clips: splice a seeded subset of this many test clips (`seed`).
         seed: seed of probes, subsampling and held-out splits.
         dirpath: run directory (default: trainer.default_root_dir).
+
+    The defaults of the fields `EvalOptions` shares live there (`evaluation.layer`).
     """
 
     def __init__(
         self,
-        probe: Literal["paper", "logistic"] = "paper",
+        probe: Literal["paper", "logistic"] = EvalOptions.probe,
         labels: list[str] | None = None,
-        k_sparse: int = 8,
-        disentanglement: bool = True,
-        standard_scores: bool = True,
+        k_sparse: int = EvalOptions.k_sparse,
+        disentanglement: bool = EvalOptions.disentanglement,
+        standard_scores: bool = EvalOptions.standard_scores,
         factors: list[str] | None = None,
-        probe_train_crops: int = 1,
+        probe_train_crops: int = EvalOptions.probe_train_crops,
         every_n_val_epochs: int = 0,
         max_rows_per_split: int = MAX_ROWS,
         protocol: Literal["saelight", "paper"] | None = None,
-        bootstrap: int = 0,
+        bootstrap: int = EvalOptions.bootstrap,
         report: bool = True,
         splice: bool = False,
         splice_max_clips: int = 40,
-        seed: int = EVAL_SEED,
+        seed: int = EvalOptions.seed,
         dirpath: str | None = None,
     ) -> None:
         if probe not in ("paper", "logistic"):
@@ -115,7 +119,7 @@ class SAEEvaluation(L.Callback):
         self.every_n_val_epochs, self.max_rows = every_n_val_epochs, max_rows_per_split
         self.report, self.dirpath = report, dirpath
         self.splice, self.splice_max_clips = splice, splice_max_clips
-        self._splits: dict[str, tuple[np.ndarray, np.ndarray]] | None = None
+        self._splits: HeldOutSplits | None = None
 
     def _protocol(self, reader: CacheReader) -> Literal["saelight", "paper"]:
         """`protocol`, or the one the cache was built with (caches before it: "saelight")."""
@@ -139,38 +143,21 @@ class SAEEvaluation(L.Callback):
         )
         return SPLIT_NAMES
 
-    def _load_splits(self, trainer: L.Trainer) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-        """(rows, activations (n, n_layers, dim)) per split (`_split_names`), read once, kept."""
+    def _held_out(self, trainer: L.Trainer) -> HeldOutSplits:
+        """The run's held-out splits (`evaluation.held_out`), read once per callback."""
         if self._splits is None:
-            reader = trainer.datamodule.open_reader()
-            rng = np.random.default_rng(self.opts.seed)
-            self._splits = {}
-            for split in self._split_names(reader):
-                rows = reader.split_rows(split)
-                if len(rows) > self.max_rows:
-                    rows = np.sort(rng.choice(rows, self.max_rows, replace=False))
-                x = reader.read(rows)
-                finite = np.isfinite(x).reshape(len(x), -1).all(1)
-                if not finite.all():
-                    bad = int((~finite).sum())
-                    if getattr(trainer.lightning_module, "nonfinite", "error") == "error":
-                        raise ValueError(
-                            f"{bad} cached {split} rows hold NaN/Inf activations; set "
-                            "model.nonfinite: skip to leave them out of the evaluation"
-                        )
-                    log.warning(
-                        "evaluation: %d %s rows with NaN/Inf activations left out", bad, split
-                    )
-                    rows, x = rows[finite], x[finite]
-                self._splits[split] = (rows, x)
+            self._splits = HeldOutSplits(
+                trainer.datamodule.open_reader(),
+                self._split_names(trainer.datamodule.open_reader()),
+                self.max_rows,
+                self.opts.seed,
+                drop_nonfinite=getattr(trainer.lightning_module, "nonfinite", "error") == "skip",
+                row_stats=getattr(trainer.datamodule, "row_stats", None),
+            )
         return self._splits
 
     def _layer_splits(self, trainer: L.Trainer, layer_pos: int) -> dict[str, SplitData]:
-        meta = trainer.datamodule.open_reader().metadata
-        return {
-            s: SplitData(x[:, layer_pos], meta.iloc[rows].reset_index(drop=True))
-            for s, (rows, x) in self._load_splits(trainer).items()
-        }
+        return self._held_out(trainer).layer(layer_pos)
 
     def on_validation_end(self, trainer: L.Trainer, pl_module: SAEModule) -> None:
         n = self.every_n_val_epochs
@@ -181,7 +168,7 @@ class SAEEvaluation(L.Callback):
             for e in pl_module.grid:
                 splits = self._layer_splits(trainer, e.layer_pos)
                 labels = probe_labels(splits, self.opts.labels)
-                codes = {s: encode(pl_module.sae(e), splits[s].x) for s in SPLIT_NAMES}
+                codes = {s: encode(pl_module.sae(e), splits[s].sae_input()) for s in SPLIT_NAMES}
                 for label in labels:
                     y = label_arrays(splits, label)
                     result = run_probe("logistic", codes, y, self.opts.seed)
@@ -204,17 +191,18 @@ class SAEEvaluation(L.Callback):
             layout = RunLayout.of_trainer(trainer, self.dirpath)
             opts = self._options(trainer)
             for layer_pos, layer in enumerate(pl_module.layers):
-                saes, sparsities = self._layer_saes(pl_module, layer_pos, layout, best)
+                entries = [e for e in pl_module.grid if e.layer_pos == layer_pos]
+                saes, sparsities = grid_saes(entries, pl_module.saes, layout, best)
                 splits = self._layer_splits(trainer, layer_pos)
                 layer_rows = evaluate_layer(layer, splits, saes, opts)
                 for row in layer_rows[1:]:
                     if sparsities.get(row["name"]) is not None:
                         row["sparsity"] = sparsities[row["name"]]
+                replicate_of = {e.name: e.replicate_of for e in pl_module.grid if e.layer == layer}
+                tag_seeds(layer_rows, replicate_of, saes)
                 rows.extend(layer_rows)
             write_results(layout.root, rows, {**run_summary(trainer), "protocol": opts.protocol})
             self._log(trainer, rows)
-            self._log_confusions(trainer, rows)
-            self._flag_collapsed(trainer, rows)
             if self.splice and best:  # fit end only: `saelight test` re-evaluates, never splices
                 self._splice(trainer, pl_module, layout)
             if self.report:
@@ -244,13 +232,15 @@ class SAEEvaluation(L.Callback):
                 dm.pooling,
             )
             return
+        if getattr(dm, "centre_positions", False):
+            log.warning(
+                "SAEEvaluation(splice=True): skipped, splice does not add the position means of "
+                "data.centre_positions back yet"
+            )
+            return
         saes: dict[int, dict[str, tuple[SAE, float | None]]] = {}
         for e in pl_module.grid:
-            path = layout.sae(e.key)
-            if (path / "cfg.json").exists():
-                sae = SAE.from_pretrained(path)
-            else:
-                sae = copy.deepcopy(pl_module.sae(e)).float()
+            sae = best_or_live(e, pl_module.sae(e), layout)
             saes.setdefault(e.layer, {})[e.key] = (sae, e.sparsity)
         # `saelight splice`'s defaults, so both paths write the same splice.json.
         payload = splice_run(
@@ -271,79 +261,26 @@ class SAEEvaluation(L.Callback):
             log_splice(run, payload, folder / SPLICE_PNG)
 
     @staticmethod
-    def _layer_saes(
-        pl_module: SAEModule, layer_pos: int, layout: RunLayout, best: bool
-    ) -> tuple[dict[str, SAE], dict[str, float | None]]:
-        """The layer's SAEs by name (best exports when present), one entry per
-        `SAE.eval_variants` (a HierarchicalTopK SAE: `<name>@k<k>` per k of its ladder, one run,
-        a whole sparsity axis), with the sparsity each reports."""
-        saes: dict[str, SAE] = {}
-        sparsities: dict[str, float | None] = {}
-        for e in (e for e in pl_module.grid if e.layer_pos == layer_pos):
-            path = layout.sae(e.key)
-            if best and (path / "cfg.json").exists():
-                sae = SAE.from_pretrained(path)
-            else:
-                sae = copy.deepcopy(pl_module.sae(e)).cpu().float()
-            for suffix, variant in sae.eval_variants().items():
-                name = e.name + suffix
-                saes[name] = variant
-                sparsities[name] = e.sparsity if not suffix else variant.target_sparsity
-        return saes, sparsities
-
-    @staticmethod
-    def _log_confusions(trainer: L.Trainer, rows: list[dict[str, Any]]) -> None:
-        run = wandb_run(trainer)
-        if run is None:
-            return
-        import wandb
-
-        from saelight.report.figures import confusion_figure, figure_rgba
-
-        images = {}
-        for row in rows:
-            for label in confusion_labels(row):
-                fig = confusion_figure(row, label)
-                if fig is not None:
-                    name = f"L{row['layer']}/{row['name']}/test/confusion_{label}"
-                    images[name] = wandb.Image(figure_rgba(fig))
-        run.log(images)
-
-    @staticmethod
-    def _flag_collapsed(trainer: L.Trainer, rows: list[dict[str, Any]]) -> None:
-        """W&B summary `L<layer>/<name>/collapsed` (bool) and `.../collapse_reasons` per SAE,
-        by the one rule of `saelight.report.collapse`, so a sweep's table can filter on it."""
-        from saelight.report.collapse import collapse_reasons
-
-        run = wandb_run(trainer)
-        for row in rows:
-            if row["kind"] == "dense":
-                continue
-            reasons = collapse_reasons(row)
-            if reasons:
-                log.warning("L%s %s collapsed: %s", row["layer"], row["name"], "; ".join(reasons))
-            if run is not None:
-                prefix = f"L{row['layer']}/{row['name']}"
-                run.summary[f"{prefix}/collapsed"] = bool(reasons)
-                run.summary[f"{prefix}/collapse_reasons"] = "; ".join(reasons)
-
-    @staticmethod
     def _log(trainer: L.Trainer, rows: list[dict[str, Any]]) -> None:
-        metrics = {
-            f"L{r['layer']}/{r['name']}/test/{k}": float(v)
-            for r in rows
-            for k, v in r.items()
-            if isinstance(v, (int, float))
-            and not isinstance(v, bool)
-            and k not in ("layer", "d_sae", "k")
-        }
+        """The rows to every logger; confusion images and collapse flags to W&B; one warning
+        line per collapsed SAE (`saelight.report.result_logging`)."""
+        from saelight.report.result_logging import collapse_flags, confusion_images, test_metrics
+
         for logger in trainer.loggers:
-            logger.log_metrics(metrics, step=trainer.global_step)
+            logger.log_metrics(test_metrics(rows), step=trainer.global_step)
             logger.save()
+        summary, lines = collapse_flags(rows)
+        for line in lines:
+            log.warning(line)
+        run = wandb_run(trainer)
+        if run is not None:
+            run.log(confusion_images(rows))
+            run.summary.update(summary)
 
 
 def run_summary(trainer: L.Trainer) -> dict[str, Any]:
-    """The data of the run (see `ActivationDataModule.run_summary`) and how long it trained."""
+    """The data of the run (see `ActivationDataModule.run_summary`), how long it trained, and
+    the generation of the fit the evaluated weights come from (`saelight.io.generation`)."""
     summary = trainer.datamodule.run_summary()
     # seed_everything's seed: `saelight report` averages runs that differ only by it.
     seed = os.environ.get("PL_GLOBAL_SEED")
@@ -352,4 +289,5 @@ def run_summary(trainer: L.Trainer) -> dict[str, Any]:
         "epochs": trainer.current_epoch,
         "steps": trainer.global_step,
         "seed": int(seed) if seed is not None else None,
+        GENERATION: run_generation(trainer),
     }

@@ -7,6 +7,7 @@ at once with one line naming the holder's pid. The kernel drops the lock when it
 kill -9 included, so a killed run never blocks its resume. A file of its own (not the cache's
 `.lock`): a cache inside the run directory is locked separately by the same process.
 Only the launcher's rank 0 takes it: the other ranks of a job write nothing of the run's own.
+Once it holds the lock, a run deletes the temp files a killed writer left in the run's folders.
 """
 
 from __future__ import annotations
@@ -15,6 +16,8 @@ import os
 from pathlib import Path
 
 from saelight.cache.lock import CacheLock, CacheLockedError
+from saelight.io.atomic import remove_dead_temps
+from saelight.io.layout import RunLayout
 
 RUN_LOCK_FILE = ".run.lock"
 
@@ -42,6 +45,17 @@ class RunLock(CacheLock):
     def __init__(self, directory: str | Path) -> None:
         super().__init__(directory, rank=0, on_locked="error")
         self.path = Path(directory) / RUN_LOCK_FILE
+
+    def acquire(self) -> RunLock:
+        """Take the lock, then delete what a killed writer of this run left: temp files and
+        staging folders whose pid is dead (`saelight.io.atomic.remove_dead_temps`)."""
+        super().acquire()
+        layout = RunLayout.of(self.path.parent)
+        folders = [layout.root, layout.saes, layout.results, layout.report, layout.explorer]
+        folders += [layout.checkpoints, *layout.saes.glob("*/")]
+        for folder in folders:
+            remove_dead_temps(folder)
+        return self
 
     def _refuse(self) -> RunLockedError:
         h = self.holder()

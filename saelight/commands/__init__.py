@@ -10,3 +10,13 @@ TRAINER_COMMANDS = {
     "test": "score a finished run's SAEs on the test split (results.json, report)",
 }
 """LightningCLI's verbs (`saelight.commands.train`): name -> help line."""
+
+
+def unknown_verb_line(name: str, verbs: list[str]) -> str:
+    """One line for a command that is not one of `verbs`, naming the nearest one (a typo, not a
+    need for the whole usage)."""
+    import difflib
+
+    near = difflib.get_close_matches(name.replace("_", "-"), verbs, n=1, cutoff=0.5)
+    guess = f"did you mean `saelight {near[0]}`? " if near else ""
+    return f"unknown command {name!r}: {guess}(`saelight --help` lists {', '.join(verbs)})"

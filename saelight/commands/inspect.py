@@ -18,7 +18,8 @@ import logging
 from pathlib import Path
 from typing import Any, Literal
 
-from saelight.commands.saved_run import load_cache
+from saelight.commands.saved_run import open_cache
+from saelight.explorer.options import ExplorerOptions
 from saelight.io.errors import SaelightError
 from saelight.io.layout import RunLayout
 
@@ -60,22 +61,22 @@ def inspect(
     run: Path | None = None,
     sae: Path | None = None,
     config: Path | None = None,
-    split: str = "test",
-    top: int = 10,
+    split: str = ExplorerOptions.split,
+    top: int = ExplorerOptions.top_n,
     out: Path | None = None,
     frame_window: float = 1.0,
     audio: bool = True,
     batch_size: int = 1024,
     device: str = "auto",
     wandb: bool = False,
-    max_page_mb: float = 20.0,
-    codec: Literal["flac", "opus"] = "flac",
+    max_page_mb: float = ExplorerOptions.max_page_mb,
+    codec: Literal["flac", "opus"] = ExplorerOptions.codec,
 ) -> None:
     """Latent explorer of a run's exported SAEs (or of one SAE folder): what each latent detects.
 
-    Streams the split's rows of the cache through each SAE and writes, per SAE, `index.html`
-    (one file: data, audio and spectrograms embedded; no server), `latents.json`,
-    `latents.parquet` and `labels.json`.
+    Streams the split's rows of the cache (opened with the sha256 check `fit` does) through each
+    SAE and writes, per SAE, `index.html` (one file: data, audio and spectrograms embedded; no
+    server), `latents.json`, `latents.parquet` and `labels.json`, all four swapped in at once.
 
     Args:
         run: run directory of `saelight fit` (its config.yaml and saes/).
@@ -95,7 +96,8 @@ def inspect(
     """
     import torch
 
-    from saelight.explorer.explore import explore
+    from saelight.callbacks.explorer import explore_atomically
+    from saelight.io.generation import GENERATION
     from saelight.io.wandb_run import new_wandb_run
     from saelight.sae.base import SAE
     from saelight.sae.export_files import CFG_FILE
@@ -104,12 +106,18 @@ def inspect(
         raise SaelightError(f"--max_page_mb must be > 0, got {max_page_mb}")
     if top < 1:
         raise SaelightError(f"--top must be >= 1, got {top}")
+    if out is not None and Path(out).exists() and not Path(out).is_dir():
+        raise SaelightError(f"--out {out} is a file, expected a folder")
     config, targets = _targets(
         *(Path(p) if p is not None else None for p in (run, sae, config, out))
     )
     device = device if device != "auto" else ("cuda" if torch.cuda.is_available() else "cpu")
-    cache = load_cache(config)
-    reader = cache.open()
+    cache, reader = open_cache(config)
+    row_stats = None  # the run's position means / outlier rule, applied as in training
+    if run is not None and RunLayout.of(run).row_stats.exists():
+        from saelight.data.row_stats import RowStats
+
+        row_stats = RowStats.load(RunLayout.of(run).row_stats)
     wandb_run = None
     if wandb:
         config_log = {"config": str(config), "split": split, "top": top}
@@ -134,7 +142,9 @@ def inspect(
                 "sae_dir": str(sae_dir),
                 "name": cfg.get("name"),
             }
-            explore(
+            if cfg.get(GENERATION):
+                info[GENERATION] = cfg[GENERATION]
+            explore_atomically(
                 sae,
                 reader,
                 layer,
@@ -150,6 +160,7 @@ def inspect(
                 wandb_run=wandb_run,
                 max_page_mb=max_page_mb,
                 codec=codec,
+                row_stats=row_stats,
             )
             print(f"explorer {sae_dir.name}: {folder / 'index.html'}")
     finally:

@@ -28,7 +28,8 @@ def layer_sweep(
     """Probe the dense activations of every cached layer for one label: accuracy vs layer.
 
     Writes `layer_sweep_<label>.json` and `.png` and prints the table, so the layers worth an
-    SAE can be chosen before training any.
+    SAE can be chosen before training any. The cache is opened as `fit` opens it: every file
+    checked against its sha256.
 
     Args:
         cache: activation cache directory holding the layers to compare.
@@ -42,13 +43,16 @@ def layer_sweep(
     from saelight.cache.reader import CacheReader
     from saelight.evaluation.layer_sweep import layer_sweep as sweep_layers
     from saelight.evaluation.layer_sweep import probe_test_split
-    from saelight.io.atomic import atomic_write_text
+    from saelight.io.atomic import atomic_savefig, atomic_write_text
+    from saelight.io.errors import SaelightError
     from saelight.report.layer_sweep import format_table, sweep_figure
 
-    results = sweep_layers(cache, label, probe, layers, max_rows, seed)
     folder = Path(out) if out else Path(cache).resolve().parent / "layer_sweep"
+    if folder.exists() and not folder.is_dir():
+        raise SaelightError(f"--out {folder} is a file, expected a folder")
+    reader = CacheReader(cache, verify=True)  # every file against its sha256, as `fit` does
+    results = sweep_layers(reader, label, probe, layers, max_rows, seed)
     folder.mkdir(parents=True, exist_ok=True)
-    reader = CacheReader(cache)
     backbone = reader.manifest.get("backbone", {})
     stem = f"layer_sweep_{label}"
     payload = {
@@ -63,7 +67,7 @@ def layer_sweep(
     }
     atomic_write_text(folder / f"{stem}.json", json.dumps(payload, indent=1))
     title = f"{Path(str(backbone.get('model', ''))).name}: dense {label} probe ({probe})"
-    sweep_figure(results, label, title).savefig(folder / f"{stem}.png", dpi=120)
+    atomic_savefig(sweep_figure(results, label, title), folder / f"{stem}.png", dpi=120)
     print(format_table(results))
     best = max(results, key=lambda r: r["accuracy"])
     print(

@@ -46,7 +46,10 @@ def command_parser(name: str, fn: Callable[..., Any]) -> ArgumentParser:
     """
     description, helps = docstring(fn)
     parser = ArgumentParser(
-        prog=f"saelight {name}", description=description, parser_mode="omegaconf"
+        prog=f"saelight {name}",
+        description=description,
+        parser_mode="omegaconf",
+        exit_on_error=False,  # a bad option raises: one line from `main`, not the whole usage
     )
     hints = get_type_hints(fn)
     special: set[str] = set()

@@ -2,10 +2,18 @@
 
 from __future__ import annotations
 
+import os
+import re
+import sys
 import tempfile
 from pathlib import Path
 
+from saelight.io.atomic import remove_dead_temps
 from saelight.io.errors import SaelightError
+
+STAGING_PREFIX = "saelight-push-"
+STAGING = re.compile(rf"{STAGING_PREFIX}(?P<pid>\d+)-\w+")
+"""A push's staging folder in $TMPDIR: `saelight-push-<pid>-<random>`."""
 
 
 def push(
@@ -30,9 +38,14 @@ def push(
         raise SaelightError("give exactly one of --repo ORG/NAME and --local_dir DIR")
     if repo is not None and not HUB_ID.match(repo):
         raise SaelightError(f"--repo {repo!r} is not a Hub repo id (org/name)")
-    with tempfile.TemporaryDirectory(prefix="saelight-push-") as tmp:
+    # A killed push leaves its staging folder in $TMPDIR: the next push deletes those whose
+    # pid is dead (the folder's name carries it).
+    remove_dead_temps(tempfile.gettempdir(), STAGING)
+    with tempfile.TemporaryDirectory(prefix=f"{STAGING_PREFIX}{os.getpid()}-") as tmp:
         staged = Path(tmp) / "repo"
-        stage(run, staged, repo_id=repo, revision=revision)
+        note = stage(run, staged, repo_id=repo, revision=revision)
+        if note:
+            print(f"saelight: note: {note}", file=sys.stderr)
         if local_dir is not None:
             write_local(staged, Path(local_dir))
         elif repo is not None:

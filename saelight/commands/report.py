@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 from saelight.io.layout import RunLayout
@@ -20,7 +21,8 @@ def report(
 ) -> None:
     """Tables, figures and the paper's claim checks of finished runs, merged into one report.
 
-    Reads `results/results.json` of each run directory (or the paper's `paper_results.json`), so
+    Reads `results/results.json` of each run directory (or the paper's `paper_results.json`),
+    refusing a run directory whose files come from different fits (their generation ids), so
     the runs of a W&B sweep (one per layer × sparsity) give the same report as one in-process
     grid, and runs of several seeds give mean ± std across seeds.
 
@@ -35,9 +37,17 @@ def report(
         max_ratio: claim 3's bound on the median effective-dims ratio SAE / dense (default: 1).
         figures: draw the PNG figures (`--no_figures`: tables only).
     """
+    from saelight.io.errors import SaelightError
     from saelight.io.wandb_run import new_wandb_run
     from saelight.report.build import write_report
+    from saelight.report.generations import check_generations
 
+    if out is not None and Path(out).exists() and not Path(out).is_dir():
+        raise SaelightError(f"--out {out} is a file, expected a folder")
+    for run_dir in run_dirs:  # each run's own files must come from one fit
+        note = check_generations(run_dir) if Path(run_dir).is_dir() else None
+        if note:
+            print(f"saelight: note: {note}", file=sys.stderr)
     run = None
     if wandb:
         folder = Path(out or RunLayout.of(run_dirs[0]).report)

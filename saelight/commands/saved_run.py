@@ -39,3 +39,10 @@ def cli_from_saved_config(path: str | Path) -> Any:
 def load_cache(config: str | Path) -> Any:
     """The `ActivationCache` of a (saved) run config."""
     return cli_from_saved_config(config).datamodule.cache
+
+
+def open_cache(config: str | Path) -> tuple[Any, Any]:
+    """(`ActivationCache`, its reader) of a (saved) run config, opened as `fit` opens it: every
+    file checked against its sha256 unless the config sets `data.verify_checksums: false`."""
+    datamodule = cli_from_saved_config(config).datamodule
+    return datamodule.cache, datamodule.cache.open(verify=datamodule.verify_checksums)

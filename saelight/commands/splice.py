@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from saelight.commands.saved_run import load_cache
-from saelight.io.defaults import EVAL_SEED, K_ABLATE, SPLICE_SPLIT
+from saelight.io.defaults import EVAL_SEED, K_ABLATE, SCORE_OUTPUT_HEAD, SPLICE_SPLIT
 from saelight.io.errors import SaelightError
 from saelight.io.layout import RunLayout
 
@@ -24,6 +24,7 @@ def splice(
     labels: list[str] | None = None,
     k_ablate: int = K_ABLATE,
     seed: int = EVAL_SEED,
+    output_head: bool = SCORE_OUTPUT_HEAD,
     wandb: bool = False,
 ) -> None:
     """Splice a frame-level run's SAEs into the backbone: downstream fidelity, probes, ablations.
@@ -33,7 +34,11 @@ def splice(
     clean run and fidelity recovered = (d_mean − d_sae) / d_mean (1 = lossless, 0 = as bad as
     mean-ablation); the accuracy drop of clean-trained probes; and the drop after ablating the
     k latents that best detect each label value (vs k frequency-matched random latents).
-    Writes `<run>/splice/splice.json` and `splice.png` and prints a table.
+    When the backbone checkpoint has an output head (Whisper's decoder, a CTC layer, a
+    classifier), also scores what the model outputs with each SAE in place: output KL, CE
+    recovered (1 = nothing lost, 0 = mean-ablation), agreement with the clean prediction and
+    WER/CER of the greedy transcripts. Writes `<run>/splice/splice.json` and `splice.png` and
+    prints the fidelity, ablation and output tables.
 
     Args:
         run: a frame-level run directory (`trainer.default_root_dir` of `saelight fit`).
@@ -43,13 +48,16 @@ def splice(
         labels: labels to probe and ablate (default: every label with two or more values).
         k_ablate: latents ablated per label value; 0 skips the ablations.
         seed: seed of the clip subset, the probe folds and the control latents.
+        output_head: score the checkpoint's output head when it has one (`--no_output_head`:
+            later-layer fidelity only; the head model is loaded beside the encoder).
         wandb: also log the `splice/fidelity` and `splice/ablation` tables and the
             `splice/figure` image to a new W&B run (job_type splice, under the output folder;
             WANDB_MODE, default offline).
     """
     from saelight.audio.base import SPLITS
     from saelight.evaluation.splice_run import check_frame_run, splice_run
-    from saelight.report.splice_figure import backbone_title, format_table, write_splice
+    from saelight.report.splice_figure import backbone_title, write_splice
+    from saelight.report.splice_section import output_line, splice_tables
     from saelight.sae.base import SAE
 
     if split not in SPLITS:
@@ -61,10 +69,15 @@ def splice(
     for path, cfg in exports:
         layer = saes.setdefault(int(cfg["layer"]), {})
         layer[path.name] = (SAE.from_pretrained(path), cfg.get("grid_sparsity"))
-    payload = {"run": str(run), **splice_run(cache, saes, split, max_clips, labels, k_ablate, seed)}
+    spliced = splice_run(
+        cache, saes, split, max_clips, labels, k_ablate, seed, output_head=output_head
+    )
+    payload = {"run": str(run), **spliced}
     folder = Path(out) if out else layout.splice
     write_splice(folder, payload, backbone_title(cache))
-    print(format_table(payload["layers"]))
+    for table in splice_tables(payload):
+        print(table.markdown(), end="\n\n")
+    print(output_line(payload))
     print(
         f"{payload['n_clips']} clips ({payload['audio_seconds']:.0f} s of audio) in "
         f"{payload['wall_seconds']:.1f} s; wrote {folder}"

@@ -30,6 +30,7 @@ from saelight.callbacks import (
 )
 from saelight.callbacks.checkpointing import RunCheckpoint, use_atomic_checkpoints
 from saelight.callbacks.config_log import LoggedConfig
+from saelight.callbacks.generation import RunGeneration
 from saelight.callbacks.loggers import wandb_loggers
 from saelight.callbacks.preemption import Preempted, Preemption
 from saelight.callbacks.run_lock import RunLock, launcher_rank
@@ -134,13 +135,21 @@ def _plain(values: Namespace) -> dict[str, Any]:
 def check_checkpoint(path: str | None) -> None:
     """A `--ckpt_path` file must be a complete checkpoint (a zip archive whose members all pass
     their CRC), else torch fails mid-load with `OSError: [Errno 22] Invalid argument`."""
-    if not path or path in ("last", "best", "hpc", "registry") or not Path(path).is_file():
+    if not path or path in ("last", "best", "hpc", "registry") or "://" in str(path):
         return
+    if Path(path).is_dir():
+        raise ConfigError(f"ckpt_path {path} is a directory, expected a .ckpt file")
+    if not Path(path).is_file():
+        raise ConfigError(
+            f"ckpt_path {path} does not exist",
+            hint="give a checkpoint file, or `last` for the run's own last.ckpt",
+        )
     import zipfile
 
     try:
         with zipfile.ZipFile(path) as archive:
             bad = archive.testzip()
+            names = archive.namelist()
     except (zipfile.BadZipFile, OSError) as error:
         raise ConfigError(
             f"ckpt_path {path} is not a complete checkpoint ({error}): truncated or not a "
@@ -149,6 +158,12 @@ def check_checkpoint(path: str | None) -> None:
         ) from None
     if bad is not None:
         raise ConfigError(f"ckpt_path {path} is corrupt: member {bad} fails its CRC check")
+    # torch.save's archive: <name>/data.pkl and <name>/version (else torch fails on a record).
+    if not {n.rsplit("/", 1)[-1] for n in names} >= {"data.pkl", "version"}:
+        raise ConfigError(
+            f"ckpt_path {path} is a zip archive but not a torch checkpoint (no data.pkl and "
+            "version records)"
+        )
 
 
 class SaelightCLI(LightningCLI):
@@ -159,7 +174,8 @@ class SaelightCLI(LightningCLI):
 
     A run (`fit`, `validate`, `test`) holds its run directory's lock (`RunLock`) from its
     start-up checks to its end; every checkpoint is written atomically; `fit` saves `last.ckpt`
-    and exits 128 + signal on SIGTERM / SIGUSR1 (`Preemption`).
+    and exits 128 + signal on SIGTERM / SIGUSR1 (`Preemption`); every artefact it writes carries
+    the fit's generation id (`RunGeneration`).
     """
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
@@ -205,9 +221,16 @@ class SaelightCLI(LightningCLI):
     def instantiate_trainer(self, **kwargs: Any) -> Any:
         trainer = super().instantiate_trainer(**kwargs)
         use_atomic_checkpoints(trainer)
+        if self.subcommand and self.config[self.subcommand].get("ckpt_path") == "last":
+            for callback in trainer.checkpoint_callbacks:  # the files `last` may resolve to
+                name = f"{callback.CHECKPOINT_NAME_LAST}{callback.FILE_EXTENSION}"
+                if callback.dirpath and (Path(callback.dirpath) / name).is_file():
+                    check_checkpoint(str(Path(callback.dirpath) / name))
         has_preemption = any(isinstance(c, Preemption) for c in trainer.callbacks)
         if self.subcommand == "fit" and not has_preemption:
             trainer.callbacks.append(Preemption())
+        if not any(isinstance(c, RunGeneration) for c in trainer.callbacks):
+            trainer.callbacks.append(RunGeneration())  # every artefact of the run carries its id
         for logger in wandb_loggers(trainer):
             # Lightning's WandbLogger passes `anonymous=None`, which wandb >= 0.2x warns about on
             # every run although nobody set it; drop the unset key before the run starts.

@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 import torch
 import torch.distributed as dist
-from torch.utils.data import DataLoader, IterableDataset, get_worker_info
+from torch.utils.data import DataLoader, Dataset, IterableDataset, get_worker_info
 
 from saelight.cache.reader import CacheReader
 
@@ -172,3 +172,23 @@ class ResumableLoader(DataLoader):
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         self._resume = dict(state_dict)
+
+
+class TensorBatches(Dataset):
+    """Rows in memory as the datamodule's batches, for `SAEModule` on a tensor (planted data, a
+    quick experiment): `DataLoader(TensorBatches(x, 256), batch_size=None)`.
+
+    Args:
+        x: (n, d_in) rows of one layer, or (n, n_layers, d_in).
+        batch: rows per batch (consecutive; the last partial batch is dropped).
+    """
+
+    def __init__(self, x: torch.Tensor, batch: int) -> None:
+        self.x = x[:, None] if x.dim() == 2 else x
+        self.batch = batch
+
+    def __len__(self) -> int:
+        return len(self.x) // self.batch
+
+    def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
+        return {"x": self.x[i * self.batch : (i + 1) * self.batch]}

@@ -2,16 +2,22 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import lightning as L
+import torch
 
 from saelight.audio.base import SPLITS
 from saelight.cache.build import ActivationCache
 from saelight.cache.reader import CacheReader
 from saelight.data.batches import CachedBatches, ResumableLoader, rank_and_world
-from saelight.io.defaults import DATA_SEED
+from saelight.data.row_stats import RowStats, measure
+from saelight.io.defaults import DATA_SEED, OUTLIER_NORM_MULTIPLE
 from saelight.io.errors import ConfigError
+from saelight.io.layout import RunLayout
+
+log = logging.getLogger(__name__)
 
 
 class ActivationDataModule(L.LightningDataModule):
@@ -29,6 +35,13 @@ class ActivationDataModule(L.LightningDataModule):
         num_workers: DataLoader worker processes (0 reads in the training process; rows are in RAM).
         seed: shuffling seed (epoch-dependent and reproducible).
         verify_checksums: check every shard's sha256 when the cache is opened.
+        max_norm_multiple: leave out of training and evaluation the rows whose norm exceeds this
+            multiple of their layer's median train-row norm (massive activations at a few
+            positions, e.g. Whisper-base layer 5 at 20x); they are counted either way (a
+            WARNING line per layer at start-up). None keeps every row.
+        centre_positions: frame caches: subtract each frame position's mean train row before
+            the SAE sees it (positional features stop taking latents); reconstruction metrics
+            stay in the original space. The means are saved in the run (row_stats.safetensors).
     """
 
     def __init__(
@@ -40,9 +53,13 @@ class ActivationDataModule(L.LightningDataModule):
         num_workers: int = 0,
         seed: int = DATA_SEED,
         verify_checksums: bool = True,
+        max_norm_multiple: float | None = None,
+        centre_positions: bool = False,
     ) -> None:
         super().__init__()
-        self.check_args(batch_size=batch_size, eval_batch_size=eval_batch_size)
+        self.check_args(
+            batch_size=batch_size, eval_batch_size=eval_batch_size, num_workers=num_workers
+        )
         self.cache = cache
         self.batch_size, self.eval_batch_size, self.buffer_rows = (
             batch_size,
@@ -50,15 +67,24 @@ class ActivationDataModule(L.LightningDataModule):
             buffer_rows,
         )
         self.num_workers, self.seed, self.verify_checksums = num_workers, seed, verify_checksums
+        if max_norm_multiple is not None and max_norm_multiple <= 1:
+            raise ConfigError(f"data.max_norm_multiple must be > 1, got {max_norm_multiple}")
+        self.max_norm_multiple, self.centre_positions = max_norm_multiple, centre_positions
         self.reader: CacheReader | None = None
+        self.row_stats: RowStats | None = None
+        self._frames: torch.Tensor | None = None
 
     @staticmethod
-    def check_args(*, batch_size: int, eval_batch_size: int, **_: Any) -> None:
+    def check_args(
+        *, batch_size: int, eval_batch_size: int, num_workers: int = 0, **_: Any
+    ) -> None:
         """The checks of this section's own values; the CLI runs them before the cache's backbone
         is built (jsonargparse builds nested objects first)."""
         for name, value in (("batch_size", batch_size), ("eval_batch_size", eval_batch_size)):
             if value < 1:
                 raise ConfigError(f"data.{name} must be >= 1, got {value}")
+        if num_workers < 0:  # torch's DataLoader would say it mid-setup
+            raise ConfigError(f"data.num_workers must be >= 0, got {num_workers}")
 
     @property
     def d_in(self) -> int:
@@ -110,6 +136,51 @@ class ActivationDataModule(L.LightningDataModule):
                     f"split '{split}' of cache {self.cache.directory} has no rows: check the "
                     "source's split assignment (e.g. test singers, val fraction)"
                 )
+        if self.row_stats is None:
+            self._measure_rows()
+
+    def _measure_rows(self) -> None:
+        """The train rows' norms (and position means): reported, and applied by
+        `on_after_batch_transfer` and the evaluation (see `RowStats`)."""
+        assert self.reader is not None
+        self.row_stats = measure(
+            self.reader,
+            self.reader.split_rows("train"),
+            report_multiple=OUTLIER_NORM_MULTIPLE,
+            max_norm_multiple=self.max_norm_multiple,
+            centre_positions=self.centre_positions,
+        )
+        for line in self.row_stats.report or []:
+            action = "left out" if self.max_norm_multiple is not None else "kept"
+            tip = (
+                ""
+                if self.max_norm_multiple is not None
+                else "; data.max_norm_multiple leaves them out"
+            )
+            log.warning("%s (%s%s)", line, action, tip)
+        if self.centre_positions:
+            self._frames = torch.from_numpy(self.reader.metadata["frame"].to_numpy())
+        trainer = self.trainer
+        if trainer is not None and trainer.is_global_zero and self.row_stats.report is not None:
+            self.row_stats.save(RunLayout.of_trainer(trainer).row_stats)
+
+    def on_after_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
+        """Adds what `RowStats` applies: `offset` (batch, n_layers, dim), the position means the
+        SAEs' input is centred by (x − offset), and `keep` (batch, n_layers), the rows left in.
+        The batch is unchanged when both options are off."""
+        stats = self.row_stats
+        if stats is None or not isinstance(batch, dict) or "row" not in batch:
+            return batch
+        x = batch["x"]
+        if stats.position_mean is not None and self._frames is not None:
+            frames = self._frames[batch["row"].cpu()].clamp(0, len(stats.position_mean) - 1)
+            offset = torch.from_numpy(stats.position_mean)[frames].to(x.device, x.dtype)
+            batch = {**batch, "offset": offset}
+            x = x - offset
+        keep = stats.keep(x)
+        if keep is not None:
+            batch = {**batch, "keep": keep}
+        return batch
 
     def _epoch(self) -> int:
         return self.trainer.current_epoch if self.trainer is not None else 0

@@ -96,6 +96,8 @@ class ProbeTally:
     def __init__(self) -> None:
         self.correct: dict[str, dict[str, int]] = {}
         self.total: dict[str, dict[str, int]] = {}
+        # Per label and clip: [correct rows, rows], for paired bootstrap intervals over clips.
+        self.clips: dict[str, dict[int, list[int]]] = {}
 
     def update(self, probe: CrossFitProbe, rows: Tensor, clips: np.ndarray) -> None:
         for name, (pred, true) in probe.predict(rows.float().cpu().numpy(), clips).items():
@@ -104,6 +106,19 @@ class ProbeTally:
                 these = true == value
                 correct[value] = correct.get(value, 0) + int((pred[these] == value).sum())
                 total[value] = total.get(value, 0) + int(these.sum())
+            per_clip = self.clips.setdefault(name, {})
+            right = pred == true
+            for clip in np.unique(clips):
+                these = clips == clip
+                tally = per_clip.setdefault(int(clip), [0, 0])
+                tally[0] += int(right[these].sum())
+                tally[1] += int(these.sum())
+
+    def clip_correct(self, name: str) -> tuple[list[int], list[int]]:
+        """(correct rows, rows) of label `name` per clip, clips in index order."""
+        per_clip = self.clips.get(name, {})
+        order = sorted(per_clip)
+        return [per_clip[c][0] for c in order], [per_clip[c][1] for c in order]
 
     def accuracy(self, name: str) -> float:
         return sum(self.correct[name].values()) / max(sum(self.total[name].values()), 1)
@@ -127,8 +142,11 @@ class ProbeTally:
             return {}
         drops = self.drops(other)
         others = {k: v["drop"] for k, v in drops.items() if k != label}
+        correct, rows = other.clip_correct(label)
         return {
             "target_drop": drops[label]["drop"],
+            "target_clip_correct": correct,
+            "target_clip_rows": rows,
             "target_value_drop": self.recall(label, value) - other.recall(label, value),
             "others_drop": others,
             "others_drop_mean": float(np.mean(list(others.values()))) if others else None,

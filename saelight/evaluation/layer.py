@@ -28,6 +28,7 @@ from saelight.cache.format import (
     label_names,
 )
 from saelight.evaluation.results import (
+    BASELINE,
     DENSE,
     EFFECTIVE_DIMS,
     FACTOR_ENTROPY_BOOT,
@@ -57,10 +58,20 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class SplitData:
-    """One split of one layer: activations (n, dim) and its metadata rows."""
+    """One split of one layer: activations (n, dim), its metadata rows and, for a
+    position-centred run (`data.centre_positions`), the (n, dim) offsets its SAEs' input is
+    centred by (SAEs read x − offset; reconstruction is scored in x's space)."""
 
     x: np.ndarray
     meta: pd.DataFrame
+    offset: np.ndarray | None = None
+
+    def sae_input(self) -> np.ndarray:
+        return self.x if self.offset is None else self.x - self.offset
+
+    def subset(self, keep: np.ndarray) -> SplitData:
+        offset = None if self.offset is None else self.offset[keep]
+        return SplitData(self.x[keep], self.meta[keep].reset_index(drop=True), offset)
 
 
 @dataclass
@@ -258,10 +269,15 @@ def encode(sae: SAE, x: np.ndarray, batch: int = 4096) -> np.ndarray:
     return torch.cat(parts).numpy() if parts else np.zeros((0, sae.d_sae), np.float32)
 
 
-def reconstruction_scores(sae: SAE, x: np.ndarray, codes: np.ndarray) -> dict[str, float]:
+def reconstruction_scores(
+    sae: SAE, x: np.ndarray, codes: np.ndarray, offset: np.ndarray | None = None
+) -> dict[str, float]:
+    """Scores of x̂ = decode(codes) (+ offset, for a position-centred SAE) against x."""
     xt, z = torch.from_numpy(x), torch.from_numpy(codes)
     with torch.no_grad():
         x_hat = sae.decode(z).float()
+    if offset is not None:
+        x_hat = x_hat + torch.from_numpy(offset)
     density = feature_density(z)
     return {
         "mse": float(mse(xt, x_hat)),
@@ -294,8 +310,7 @@ def _probe_splits(splits: dict[str, SplitData], max_crops: int) -> dict[str, Spl
     if max_crops < 1 or "crop" not in train.meta:
         return splits
     keep = train.meta["crop"].to_numpy() < max_crops
-    subset = SplitData(train.x[keep], train.meta[keep].reset_index(drop=True))
-    return {**splits, "train": subset}
+    return {**splits, "train": train.subset(keep)}
 
 
 def evaluate_layer(
@@ -336,13 +351,15 @@ def evaluate_layer(
     if on_row:
         on_row(dense)
     for name, sae in saes.items():
-        codes = {s: encode(sae, probe_splits[s].x) for s in SPLIT_NAMES}
+        codes = {s: encode(sae, probe_splits[s].sae_input()) for s in SPLIT_NAMES}
         whole = probe_splits["test"] is splits["test"]
-        test_codes = codes["test"] if whole else encode(sae, splits["test"].x)
-        row: dict[str, Any] = {"layer": layer, "name": name, "kind": "sae", **sae_identity(sae)}
+        test_codes = codes["test"] if whole else encode(sae, splits["test"].sae_input())
+        kind = BASELINE if sae.baseline else "sae"
+        row: dict[str, Any] = {"layer": layer, "name": name, "kind": kind, **sae_identity(sae)}
         if TEST_CLIP_ROWS in dense:
             row[TEST_CLIP_ROWS] = dense[TEST_CLIP_ROWS]
-        row.update(reconstruction_scores(sae, splits["test"].x, test_codes))
+        test = splits["test"]
+        row.update(reconstruction_scores(sae, test.x, test_codes, test.offset))
         if row["sparsity"] is None:  # no configured sparsity (ReLU, JumpReLU): the measured one
             row["sparsity"] = 1.0 - row["l0"] / sae.d_sae
         row.update(probe_scores(codes, probe_splits, labels, opts, with_k_sparse=True))

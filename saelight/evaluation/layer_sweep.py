@@ -61,7 +61,7 @@ def probe_layer(
 
 
 def layer_sweep(
-    cache: str | Path,
+    cache: str | Path | CacheReader,
     label: str,
     probe: Literal["logistic", "paper"],
     layers: list[int] | None,
@@ -71,7 +71,7 @@ def layer_sweep(
     """Test accuracy of a dense probe of `label` on each cached layer (defaults: the command's).
 
     Args:
-        cache: a complete activation cache directory.
+        cache: a complete activation cache directory, or its open reader.
         label: metadata label to probe (`label_<label>` column).
         probe: "logistic" (standardised scikit-learn logistic regression, fast) or "paper" (the
             paper's linear layer: cross-entropy, Adam 1e-3, 120 epochs, best epoch by val loss).
@@ -84,7 +84,8 @@ def layer_sweep(
     """
     if probe not in ("logistic", "paper"):
         raise ValueError(f"probe must be 'logistic' or 'paper', got {probe!r}")
-    reader = CacheReader(cache)
+    reader = cache if isinstance(cache, CacheReader) else CacheReader(cache)
+    cache = reader.directory
     if label not in reader.label_names():
         raise ValueError(f"label {label!r} is not in cache {cache}; it has {reader.label_names()}")
     layers = list(reader.layers if layers is None else layers)

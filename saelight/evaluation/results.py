@@ -39,6 +39,7 @@ from typing import Any
 
 from saelight.io.atomic import atomic_write_bytes
 from saelight.io.errors import SaelightError
+from saelight.io.generation import GENERATION
 
 RESULTS_DIR = "results"
 RESULTS_JSON = "results.json"
@@ -49,6 +50,12 @@ GroupKey = tuple[str, int]
 """(model, layer): rows of merged runs are told apart by the backbone's `model` label."""
 DENSE = "dense"
 """`name` and `kind` of the backbone's own activations."""
+BASELINE = "baseline"
+"""`kind` of a random baseline's row (its `baseline` column names which: frozen_decoder, ...)."""
+REPLICATE_OF = "replicate_of"
+"""Seed n >= 1 of `model.seeds`: the name of seed 0's row, which the report averages it into."""
+STABILITY = "stability"
+"""Seed stability of an SAE: mean pairwise MCC of its seeds' decoders (needs model.seeds >= 2)."""
 COMPLETENESS_VARIANTS = {
     "paper": "completeness",
     "kfair": "completeness_kfair",
@@ -56,7 +63,10 @@ COMPLETENESS_VARIANTS = {
 }
 """Completeness columns: paper's log K, log K_alive ("K-fair") and one shared K for every row
 compared ("sharedk", derived by the report from `factor_entropy_*`); each has `_mean`/`_std`."""
-IDENTITY_KEYS = ("layer", "name", "kind", "architecture", "d_sae", "k", "sparsity", "model")
+IDENTITY_KEYS = (
+    *("layer", "name", "kind", "architecture", "d_sae", "k", "sparsity", "model"),
+    *("baseline", "seed", REPLICATE_OF, STABILITY),
+)
 """Keys that name a row rather than measure it: never averaged over seeds."""
 TEST_CLIP_ROWS = "test_clip_rows"
 """Test rows per test clip (frame pooling); absent when every clip has one row."""
@@ -129,6 +139,10 @@ def is_dense(row: Row) -> bool:
     return row.get("kind") == DENSE
 
 
+def is_baseline(row: Row) -> bool:
+    return row.get("kind") == BASELINE
+
+
 def probed_labels(rows: list[Row]) -> list[str]:
     """Labels with a probe accuracy in any row, technique first, then alphabetical."""
     prefix, suffix = probe_acc_key(""), probe_acc_key("x")[-len("_acc") :]
@@ -173,9 +187,13 @@ def where(key: GroupKey, row: Row | None = None) -> str:
 
 
 def write_results(run_dir: str | Path, rows: list[dict[str, Any]], run: dict[str, Any]) -> Path:
-    """Write `results.json` ({"run": ..., "rows": [...]}) and a flat `results.csv`, atomically."""
+    """Write `results.json` ({"run": ..., "rows": [...]}) and a flat `results.csv`, atomically;
+    the CSV repeats the run's `generation` (the fit the rows come from) in its first column."""
     out = Path(run_dir) / RESULTS_DIR
     atomic_write_bytes(out / RESULTS_JSON, _dumps(run, rows).encode())
+    generation = run.get(GENERATION)
+    if generation:
+        rows = [{GENERATION: generation, **row} for row in rows]
     columns: list[str] = []
     for row in rows:
         skip = set(per_clip_keys(row))
@@ -226,9 +244,31 @@ def read_results(run_dir: str | Path) -> dict[str, Any]:
             hint="run `saelight fit` (or `saelight test`) with the SAEEvaluation callback first",
         )
     try:
-        return json.loads(path.read_text())
+        results = json.loads(path.read_text())
     except ValueError as err:
         raise SaelightError(f"{path} is not valid JSON ({err}): truncated?") from None
+    check_results_shape(results, path)
+    return results
+
+
+def check_results_shape(results: Any, path: Path) -> None:
+    """Raises naming the field unless `results` is {"run": {...}, "rows": [{layer, name, ...}]}
+    (what `write_results` writes), so readers never meet a bare KeyError."""
+    where = f"{path}: not a saelight results file"
+    if not isinstance(results, dict):
+        raise SaelightError(f"{where} (expected a JSON object, got {type(results).__name__})")
+    if not isinstance(results.get("rows"), list):
+        raise SaelightError(f"{where} (field 'rows' must be a list of result rows)")
+    if not isinstance(results.get("run", {}), dict):
+        raise SaelightError(f"{where} (field 'run' must be an object)")
+    for i, row in enumerate(results["rows"]):
+        if not isinstance(row, dict):
+            raise SaelightError(f"{where} (rows[{i}] must be an object)")
+        for key, kind in (("layer", int), ("name", str)):
+            if not isinstance(row.get(key), kind) or isinstance(row.get(key), bool):
+                raise SaelightError(
+                    f"{where} (rows[{i}].{key} must be {'an integer' if kind is int else 'text'})"
+                )
 
 
 class ResultsNotFoundError(SaelightError, FileNotFoundError):

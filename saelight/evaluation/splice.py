@@ -200,7 +200,12 @@ def _per_layer(stats: LayerStats, clean: CleanStats, mean: LayerStats | None) ->
 
 
 def _clean_pass(
-    backbone: HFBackbone, hook: SpliceHook, layer: int, waves: list[np.ndarray], probe_layer: int
+    backbone: HFBackbone,
+    hook: SpliceHook,
+    layer: int,
+    waves: list[np.ndarray],
+    probe_layer: int,
+    progress: Any = None,
 ) -> tuple[Tensor, Tensor, np.ndarray, float]:
     """(x (n, D) rows of layer L, probe-layer rows (n, D), clip of each row, hook check)."""
     xs, probes, clips, check = [], [], [], 0.0
@@ -211,6 +216,8 @@ def _clean_pass(
         xs.append(rows[layer].cpu())
         probes.append(rows[probe_layer].cpu())
         clips.append(np.repeat(chunk, mask.sum(1).cpu().numpy()))
+        if progress is not None:
+            progress.update(len(chunk))
     return torch.cat(xs), torch.cat(probes), np.concatenate(clips), check
 
 
@@ -224,6 +231,7 @@ def splice_fidelity(
     probe_layer: int | None = None,
     k_ablate: int = 0,
     seed: int = DATA_SEED,
+    progress: Any = None,
 ) -> dict[str, Any]:
     """Downstream fidelity, probe drops and latent ablations of SAEs spliced in at `layer`.
 
@@ -238,6 +246,7 @@ def splice_fidelity(
         probe_layer: hidden state the probes read, > L (default: the last, N).
         k_ablate: latents ablated per label value (0: no ablation).
         seed: seed of the probe folds and of the random control latents.
+        progress: told `update(n)` after each chunk of n clips of each of the two passes.
 
     Returns:
         JSON-able dict: layer, num_layers, n_clips, n_frames, checks, mean (per_layer), saes
@@ -255,7 +264,9 @@ def splice_fidelity(
         if hasattr(sae, "to"):
             sae.to(backbone.device).eval()
     with attached(backbone, layer) as hook:
-        x, probe_x, clip_of, hook_check = _clean_pass(backbone, hook, layer, waves, probe_layer)
+        x, probe_x, clip_of, hook_check = _clean_pass(
+            backbone, hook, layer, waves, probe_layer, progress
+        )
         mean = (x.mean(0) if mean is None else mean.float()).to(backbone.device)
         clip_labels = {k: np.asarray(v).astype(str) for k, v in (labels or {}).items()}
         frame_labels = {k: v[clip_of] for k, v in clip_labels.items()}
@@ -271,7 +282,7 @@ def splice_fidelity(
                     drop = torch.tensor(s["latents"], dtype=torch.long, device=backbone.device)
                     variants[f"{name}|ablate{j}"] = sae_replace(sae, drop)
         stats, clean, tallies = _spliced_pass(
-            backbone, hook, layer, waves, later, variants, probe, probe_layer
+            backbone, hook, layer, waves, later, variants, probe, probe_layer, progress
         )
     recon = {name: _reconstruction(sae, x.to(backbone.device)) for name, sae in saes.items()}
     return _summary(layer, n_layers, waves, x, hook_check, stats, clean, tallies, saes, sets, recon)
@@ -286,6 +297,7 @@ def _spliced_pass(
     variants: dict[str, Replace],
     probe: CrossFitProbe | None,
     probe_layer: int,
+    progress: Any = None,
 ) -> tuple[dict[str, LayerStats], CleanStats, dict[str, ProbeTally]]:
     """Per chunk: the clean pass, then one pass per variant, compared layer by layer."""
     stats = {name: LayerStats() for name in variants}
@@ -303,6 +315,8 @@ def _spliced_pass(
             stats[name].update(clean, spliced, later)
             if probe is not None:
                 tallies[name].update(probe, spliced[probe_layer], clips)
+        if progress is not None:
+            progress.update(len(chunk))
     return stats, clean_stats, tallies
 
 

@@ -23,8 +23,10 @@ import yaml
 from saelight.audio.base import SPLITS, BadAudioError, Clip
 from saelight.cache.build import ActivationCache
 from saelight.evaluation.splice import splice_fidelity
+from saelight.io.defaults import SCORE_OUTPUT_HEAD
 from saelight.io.errors import SaelightError
 from saelight.io.layout import RunLayout
+from saelight.io.progress import progress
 from saelight.sae.base import SAE
 from saelight.sae.export_files import CFG_FILE
 
@@ -52,6 +54,13 @@ def check_frame_run(layout: RunLayout) -> list[tuple[Path, dict[str, Any]]]:
             f"{layout.root} is a clip-pooled run (data.cache.pooling: {pooling}): its SAEs read "
             "one mean-pooled row per clip, which cannot be spliced back frame by frame",
             hint="splice needs a frame-level run (data.cache.pooling: frame)",
+        )
+    data = (config.get("data") or {}).get("init_args", config.get("data") or {})
+    if data.get("centre_positions"):
+        raise SaelightError(
+            f"{layout.root} was trained with data.centre_positions: its SAEs read x minus each "
+            "frame position's mean, which splice does not add back yet",
+            hint="splice a run trained without data.centre_positions",
         )
     return exports
 
@@ -83,6 +92,7 @@ def splice_run(
     labels: list[str] | None,
     k_ablate: int,
     seed: int,
+    output_head: bool = SCORE_OUTPUT_HEAD,
 ) -> dict[str, Any]:
     """The splice.json payload (all but "run") of `saes` ({layer: {name: (SAE, grid sparsity)}})
     on the cache's held-out clips: the one core of `saelight splice` and
@@ -94,17 +104,25 @@ def splice_run(
     clip_labels = _labels([c for c, _ in items], labels)
     waves = [w for _, w in items]
     results = []
+    head = cache.backbone.output_head() if output_head else None
+    passes = 2 + (head is not None)  # clean, spliced variants, and the head's own pass
+    bar = progress(len(saes) * passes * len(waves), "splice clips", "clip")
     for layer in sorted(saes):
         models = {name: sae for name, (sae, _) in saes[layer].items()}
         result = splice_fidelity(
-            cache.backbone, models, layer, waves, clip_labels, k_ablate=k_ablate, seed=seed
-        )
+            cache.backbone, models, layer, waves, clip_labels,
+            k_ablate=k_ablate, seed=seed, progress=bar,
+        )  # fmt: skip
+        result["output"] = _output(cache.backbone, head, models, layer, waves, output_head)
+        if head is not None:
+            bar.update(len(waves))
         for name, (sae, sparsity) in saes[layer].items():
             row = result["saes"][name]
             row.update(sae.identity())
             if row["sparsity"] is None:  # a knob-set SAE (k given) still has its grid's sparsity
                 row["sparsity"] = sparsity
         results.append(result)
+    bar.close()
     wall = time.perf_counter() - t0
     audio_s = sum(len(w) for w in waves) / cache.backbone.sample_rate
     return {
@@ -116,8 +134,25 @@ def splice_run(
         "labels": sorted(clip_labels),
         "k_ablate": k_ablate,
         "seed": seed,
+        "output_head": head.architecture if head is not None else None,
         "layers": results,
     }
+
+
+def _output(
+    backbone: Any, head: Any, saes: dict[str, Any], layer: int, waves: list[Any], wanted: bool
+) -> dict[str, Any]:
+    """The output-head scores of one spliced layer, or why there are none."""
+    if not wanted:
+        return {"skipped": "output scoring off (--output_head false)"}
+    if head is None:
+        return {"skipped": "no output head"}
+    if layer >= backbone.num_layers:
+        return {"skipped": f"L{layer} is the last hidden state: no encoder layer reads it"}
+    from saelight.evaluation.output_splice import output_fidelity
+
+    log.info("splice: scoring %s's output with the L%d SAEs in place", head.architecture, layer)
+    return output_fidelity(backbone, head, saes, layer, backbone.prepare_waves(waves))
 
 
 def _labels(clips: list[Clip], wanted: list[str] | None) -> dict[str, list[str]]:

@@ -16,6 +16,7 @@ import torch
 
 from saelight.cache.format import factor_column, factor_names, label_column, label_names
 from saelight.cache.reader import CacheReader
+from saelight.data.row_stats import RowStats
 from saelight.explorer.selectivity import (
     column_ranks,
     detector_f1,
@@ -76,15 +77,30 @@ def encode_split(
     rows: np.ndarray,
     top_n: int = 10,
     batch_size: int = 1024,
+    row_stats: RowStats | None = None,
 ) -> CodeSummary:
-    """Stream cache `rows` of `layer` through `sae.encode` in batches; see `LatentStats`."""
+    """Stream cache `rows` of `layer` through `sae.encode` in batches; see `LatentStats`.
+
+    With the run's `row_stats`, rows are centred as in training, and a row training left out
+    (`data.max_norm_multiple`) gets all-zero codes: it stays in place but never fires."""
     if layer not in reader.layers:
         raise ValueError(f"layer {layer} is not in the cache (layers {reader.layers})")
     param = next(sae.parameters())
     stats = LatentStats(sae.d_sae, top_n)
+    frames = None
+    if row_stats is not None and "frame" in reader.metadata:
+        frames = reader.metadata["frame"].to_numpy()[rows]
     for start in range(0, len(rows), batch_size):
-        x = torch.from_numpy(reader.read(rows[start : start + batch_size], layers=[layer])[:, 0])
-        stats.update(sae.encode(x.to(param.device, param.dtype)))
+        x = reader.read(rows[start : start + batch_size], layers=[layer])[:, 0]
+        kept = None
+        if row_stats is not None:
+            at = None if frames is None else frames[start : start + batch_size]
+            kept, offset = row_stats.layer_rows(x, at, row_stats.layers.index(layer))
+            x = x if offset is None else x - offset
+        z = sae.encode(torch.from_numpy(x).to(param.device, param.dtype))
+        if kept is not None and not kept.all():
+            z = z * torch.from_numpy(kept).to(z.device, z.dtype)[:, None]
+        stats.update(z)
     return stats.finish()
 
 

@@ -11,18 +11,17 @@ from __future__ import annotations
 import io
 import logging
 from collections import OrderedDict
-from typing import Literal
 
 import numpy as np
 import soundfile as sf
 
 from saelight.audio.base import AudioSource, BadAudioError, Clip
 from saelight.audio.decode import load_audio
+from saelight.explorer.options import Codec
 
 log = logging.getLogger(__name__)
 
 SAMPLE_RATE = 16000
-Codec = Literal["flac", "opus"]
 # codec -> (soundfile format, subtype, MIME type the page's players get)
 CODECS: dict[str, tuple[str, str, str]] = {
     "flac": ("FLAC", "PCM_16", "audio/flac"),

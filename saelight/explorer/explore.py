@@ -4,7 +4,9 @@ The pipeline reads top to bottom: stream the split through `sae.encode` into `La
 (`analysis.encode_split`), compute selectivity from the sparse codes (`analysis.analyse`), turn
 that into records (`records`), embed the top rows' audio and spectrograms within the page's size
 cap (`media.embed_media`) and write `latents.json`, `latents.parquet`, `labels.json` and
-`index.html`. The page is the unit: it holds the audio, there is no `audio/` folder.
+`index.html`. Every latent also gets its acoustic name, score and positional flag (`naming`),
+from the cache's stored descriptors when the descriptor pass has run. The page is the unit: it
+holds the audio, there is no `audio/` folder.
 """
 
 from __future__ import annotations
@@ -18,11 +20,15 @@ from typing import Any
 import numpy as np
 
 from saelight.audio.base import AudioSource
+from saelight.cache.descriptors import read_descriptors
 from saelight.cache.reader import CacheReader
+from saelight.data.row_stats import RowStats
 from saelight.explorer.analysis import analyse, encode_split, latent_order
 from saelight.explorer.audio import ClipLoader, Codec
 from saelight.explorer.html import render_page, write_page
 from saelight.explorer.media import PageMedia, embed_media
+from saelight.explorer.naming import latent_names
+from saelight.explorer.options import ExplorerOptions
 from saelight.explorer.records import label_ranking, latent_frame, latent_records, row_info
 from saelight.sae.base import SAE
 
@@ -37,16 +43,18 @@ def explore(
     layer: int,
     out: str | Path,
     source: AudioSource | None = None,
-    split: str = "test",
-    top_n: int = 10,
+    split: str = ExplorerOptions.split,
+    top_n: int = ExplorerOptions.top_n,
     title: str = "sae",
     info: dict[str, Any] | None = None,
     audio: bool = True,
     frame_window_s: float = 1.0,
     batch_size: int = 1024,
     wandb_run: Any = None,
-    max_page_mb: float = 20.0,
-    codec: Codec = "flac",
+    max_page_mb: float = ExplorerOptions.max_page_mb,
+    codec: Codec = ExplorerOptions.codec,
+    row_stats: RowStats | None = None,
+    latent_columns: dict[str, np.ndarray] | None = None,
 ) -> Path:
     """Inspect one SAE on one split and write the explorer folder.
 
@@ -67,6 +75,10 @@ def explore(
         max_page_mb: cap on index.html in MB (10^6 bytes); past it the audio, then the
             thumbnails, of the lower-ranked latents' rows are left out (`media`).
         codec: "flac" (lossless) or "opus" (about a third of FLAC's size, so more rows fit).
+        row_stats: the run's data options (position-centring, outlier rows), applied as in
+            training (`analysis.encode_split`).
+        latent_columns: extra per-latent (d_sae,) columns for the records, the page and the
+            parquet (`SEED_COLUMNS`: the best match of each latent in the other seeds).
 
     Returns:
         `out`.
@@ -78,10 +90,19 @@ def explore(
     if not len(rows):
         raise ValueError(f"split {split!r} of cache {reader.directory} has no rows")
     meta = reader.metadata.iloc[rows].reset_index(drop=True)
-    analysis = analyse(encode_split(sae, reader, layer, rows, top_n, batch_size), meta)
+    summary = encode_split(sae, reader, layer, rows, top_n, batch_size, row_stats)
+    analysis = analyse(summary, meta)
     s = analysis.summary
     positions = np.unique(s.top_positions[s.top_values > 0])
     records = latent_records(analysis, row_info(meta, positions))
+    descriptors = read_descriptors(reader.directory)
+    if descriptors is not None:
+        descriptors = descriptors.iloc[rows].reset_index(drop=True)
+    for record, names in zip(records, latent_names(s.codes, meta, descriptors), strict=True):
+        record.update(names)
+    for key, column in (latent_columns or {}).items():
+        for record, value in zip(records, column.tolist(), strict=True):
+            record[key] = value
     ranking = label_ranking(analysis)
     header: dict[str, Any] = {
         "title": title,

@@ -6,8 +6,10 @@ The data is columnar (one array per field, index = latent id), per-latent scalar
 significant digits, scores in [0, 1] and correlations in [-1, 1] as integer thousandths, rows and
 label values as indices into shared tables: about 0.3 kB per latent, so a 16384-latent SAE's
 numbers take about 5 MB. The page's script builds the DOM of one page of latent cards at a
-time (20), whatever d_sae is. Audio (FLAC or Opus) and PNG thumbnails are base64 strings in the
-same block (`media.PageMedia`); players get a `blob:` URL made when their card is drawn. When its
+time (20), whatever d_sae is. Each latent's acoustic name, its score and the positional flag
+(`naming`) are columns too; the latent box searches them ("f0", "positional") as well as ids.
+Audio (FLAC or Opus) and PNG thumbnails are base64 strings in the same block
+(`media.PageMedia`); players get a `blob:` URL made when their card is drawn. When its
 script has run to the end the page sets `document.body.dataset.ready = "1"`; an uncaught error
 sets `data-error` instead.
 """
@@ -23,6 +25,7 @@ from typing import Any
 
 from saelight.explorer.audio import CODECS
 from saelight.explorer.media import PageMedia
+from saelight.explorer.naming import NAME_COLUMNS, SEED_COLUMNS
 from saelight.explorer.records import num
 
 TEMPLATE = "page.html"
@@ -135,6 +138,11 @@ def page_data(
             tables.value(name, v)
     columns: dict[str, list[Any]] = {k: [_n(lat.get(k)) for lat in latents] for k in SCALARS}
     columns["fires"] = [lat["fires"] for lat in latents]
+    for key in (*NAME_COLUMNS, *SEED_COLUMNS):
+        if latents and key in latents[0]:
+            raw = [lat[key] for lat in latents]
+            numeric = key in ("name_score", "name_spearman", "positional", "seed_match")
+            columns[key] = [_n(x) for x in raw] if numeric else raw
     best, top, values, corr = [], [], [], []
     for lat in latents:
         label = lat.get("best_label")

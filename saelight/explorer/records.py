@@ -14,6 +14,7 @@ import pandas as pd
 
 from saelight.cache.format import label_column, label_names
 from saelight.explorer.analysis import Analysis, best_label_values
+from saelight.explorer.naming import NAME_COLUMNS, SEED_COLUMNS
 from saelight.explorer.selectivity import detector_order
 
 HIST_BINS = 16
@@ -141,7 +142,8 @@ def label_ranking(
 
 def latent_frame(records: list[dict[str, Any]], analysis: Analysis) -> pd.DataFrame:
     """The flat per-latent table written as `latents.parquet` (per-value `f1:` and `auroc:`
-    columns for labels with at most `MAX_PARQUET_VALUES` values, `spearman:` per factor)."""
+    columns for labels with at most `MAX_PARQUET_VALUES` values, `spearman:` per factor, and the
+    naming scalars of `naming.NAME_COLUMNS` when the records carry them)."""
     keys = (
         "latent",
         "fires",
@@ -152,6 +154,7 @@ def latent_frame(records: list[dict[str, Any]], analysis: Analysis) -> pd.DataFr
         "best_label",
         "best_auroc",
     )
+    keys += tuple(k for k in (*NAME_COLUMNS, *SEED_COLUMNS) if records and k in records[0])
     frame = pd.DataFrame({k: [r[k] for r in records] for k in keys})
     frame["top_rows"] = [[t["row"] for t in r["top"]] for r in records]
     frame["top_activations"] = [[t["activation"] for t in r["top"]] for r in records]

@@ -41,7 +41,8 @@ def log_explorer(
     """Log `explorer/<key>/latents` (a `wandb.Table`) and `explorer/<key>/log10_frequency`.
 
     The table holds the `max_latents` most selective latents that fire: id, frequency, mean
-    activation, selectivity (best F1), best label, an activation histogram (`wandb.Html` SVG), and
+    activation, selectivity (best F1), best label, acoustic name, its held-out AUROC, the
+    positional flag (`naming`), an activation histogram (`wandb.Html` SVG), and
     the audio of its top `AUDIO_CELLS` rows as `wandb.Audio` cells (None where there is none).
 
     Args:
@@ -55,7 +56,8 @@ def log_explorer(
 
     live = [r for r in latents if r["fires"] > 0]
     live.sort(key=lambda r: -(r["selectivity"] if r["selectivity"] is not None else -1.0))
-    columns = ["latent", "frequency", "mean_activation", "selectivity", "best_label", "histogram"]
+    columns = ["latent", "frequency", "mean_activation", "selectivity", "best_label"]
+    columns += ["name", "name_score", "positional", "histogram"]
     columns += [f"top_{i + 1}" for i in range(AUDIO_CELLS)]
     table = wandb.Table(columns=columns)
     for r in live[:max_latents]:
@@ -75,6 +77,9 @@ def log_explorer(
             r["mean_activation"],
             r["selectivity"],
             r["best_label"],
+            r.get("name"),
+            r.get("name_score"),
+            r.get("positional_flag"),
             wandb.Html(histogram_svg(r["histogram"])),
             *cells,
         )

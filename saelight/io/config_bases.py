@@ -34,13 +34,37 @@ def load_with_bases(path: Path, seen: tuple[Path, ...] = ()) -> dict[str, Any]:
         raise SaelightError(f"config {path}: `base:` chain loops ({' -> '.join(map(str, seen))})")
     if not path.is_file():
         raise SaelightError(f"config {path} does not exist")
-    values = yaml.safe_load(path.read_text()) or {}
+    values = read_config(path)
     base = values.pop(BASE_KEY, None)
     if base is None:
         return values
     if not isinstance(base, str):
         raise SaelightError(f"config {path}: `base:` must be a file name, got {base!r}")
     return merge_configs(load_with_bases(path.parent / base, (*seen, path)), values)
+
+
+def read_config(path: Path) -> dict[str, Any]:
+    """The mapping a YAML config file holds; a syntax error, an empty file or a file that is
+    not a mapping of sections is one line naming the file (and the line)."""
+    try:
+        values = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        where = f", line {mark.line + 1} column {mark.column + 1}" if mark is not None else ""
+        problem = getattr(error, "problem", None) or "not valid YAML"
+        raise SaelightError(f"config {path}{where}: YAML syntax error ({problem})") from None
+    except UnicodeDecodeError as error:
+        raise SaelightError(f"config {path}: not UTF-8 text ({error.reason})") from None
+    if values is None:
+        raise SaelightError(
+            f"config {path} is empty", hint=f"a config maps sections ({', '.join(CONFIG_KEYS)})"
+        )
+    if not isinstance(values, dict):
+        raise SaelightError(
+            f"config {path}: expected a mapping of sections ({', '.join(CONFIG_KEYS)}), got a "
+            f"{type(values).__name__}"
+        )
+    return values
 
 
 def merge_configs(base: Any, overlay: Any) -> Any:
@@ -73,9 +97,18 @@ def expand_config_args(argv: list[str]) -> list[str]:
             i += 1
             continue
         path = Path(value)
+        if "\n" not in value and _is_dir(path):  # a value with newlines is inline YAML
+            raise SaelightError(f"--config {path} is a directory, expected a YAML file")
         if path.suffix in (".yaml", ".yml") and path.is_file():
-            text = path.read_text()
-            if any(line.startswith(f"{BASE_KEY}:") for line in text.splitlines()):
+            values = read_config(path)  # checked here: jsonargparse names neither file nor line
+            if BASE_KEY in values:
                 value = yaml.safe_dump(load_with_bases(path), sort_keys=False)
         out += ["--config", value]
     return out
+
+
+def _is_dir(path: Path) -> bool:
+    try:
+        return path.is_dir()
+    except OSError:  # a name too long for a path: inline YAML, not a directory
+        return False

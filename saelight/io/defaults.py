@@ -15,4 +15,12 @@ MAX_ROWS = 20_000
 SPLICE_SPLIT = "test"
 """The held-out split `saelight splice` and `SAEEvaluation(splice=True)` run."""
 K_ABLATE = 8
-"""Latents ablated per label value by splice (both paths write the same splice.json)."""
+"""Latents ablated per label value by splice (both paths write the same splice.json), and the
+latents `saelight steer --latents label=value` edits."""
+SCORE_OUTPUT_HEAD = True
+"""Splice also scores the model's own output when the checkpoint has a head (Whisper, CTC,
+classifier): it loads the head model beside the encoder."""
+OUTLIER_NORM_MULTIPLE = 10.0
+"""A row whose norm exceeds this multiple of its layer's median is an outlier: it never seeds a
+resampled latent, and the fit's start-up report counts it (massive activations: Whisper-base
+layer 5 holds rows at 20x; normal rows stay under ~4x)."""

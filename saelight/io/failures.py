@@ -10,6 +10,7 @@ imports none of them.
 from __future__ import annotations
 
 import errno
+import os
 import re
 import traceback
 from argparse import ArgumentError
@@ -74,11 +75,15 @@ def argument_error_line(error: ArgumentError) -> str:
 
 
 def os_error_line(error: OSError) -> str:
-    """'<path>: <reason> (errno N)', the path being the file the system call was given."""
+    """'<path>: <reason> (errno N)', the path being the file the system call was given; an
+    error saelight re-raised with its own message and no path keeps that message."""
+    code = errno.errorcode[error.errno]
+    if error.filename is None and error.strerror and error.strerror != os.strerror(error.errno):
+        return f"{error.strerror} ({code})"
     where = error.filename if error.filename is not None else "?"
     if error.filename2 is not None:
         where = f"{where} -> {error.filename2}"
-    return f"{where}: {_OS_REASONS[error.errno]} ({errno.errorcode[error.errno]})"
+    return f"{where}: {_OS_REASONS[error.errno]} ({code})"
 
 
 def _first_line(error: BaseException) -> str:

@@ -10,6 +10,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+BEST_FILE = "best.json"
+
 
 @dataclass(frozen=True)
 class RunLayout:
@@ -43,6 +45,11 @@ class RunLayout:
     def sae(self, key: str) -> Path:
         return self.saes / key
 
+    @property
+    def best(self) -> Path:
+        """`saes/best.json`: per SAE, the epoch and validation metrics of its export."""
+        return self.saes / BEST_FILE
+
     def exported_saes(self) -> list[Path]:
         """Every export folder holding a cfg.json, sorted by name."""
         return sorted(p.parent for p in self.saes.glob("*/cfg.json"))
@@ -60,9 +67,19 @@ class RunLayout:
         return self.root / "explorer"
 
     @property
+    def explain(self) -> Path:
+        """`saelight explain` output: explain.html and explain.json."""
+        return self.root / "explain"
+
+    @property
     def splice(self) -> Path:
         """`saelight splice` output: splice.json and splice.png."""
         return self.root / "splice"
+
+    @property
+    def row_stats(self) -> Path:
+        """The train rows' median norms and per-position means (`data.row_stats.RowStats`)."""
+        return self.root / "row_stats.safetensors"
 
     @property
     def checkpoints(self) -> Path:

@@ -11,6 +11,7 @@ see `saelight.report.intervals`) and one PNG per figure of `saelight.report.figu
 holds `splice/splice.json` (`saelight splice`, or `SAEEvaluation(splice=True)`) adds a "Causal
 evaluation" section: its fidelity and ablation tables and its figure (`report.splice_section`),
 with the ⚠ of a collapsed SAE (`report.collapse`) on its rows as on the claims that use it.
+A run whose explorer named its latents adds a "Latent names" table (`report.naming_section`).
 """
 
 from __future__ import annotations
@@ -20,10 +21,11 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 from saelight.evaluation.results import Row, probed_labels
-from saelight.io.atomic import atomic_write_text
+from saelight.io.atomic import atomic_savefig, atomic_write_text
 from saelight.report.claims import THRESHOLDS, Claim, check_claims, claim_line
 from saelight.report.figures import figure_rgba, make_figures
 from saelight.report.intervals import Resamples
+from saelight.report.naming_section import naming_table
 from saelight.report.runs import load_rows, shared_k
 from saelight.report.splice_section import splice_parts
 from saelight.report.tables import (
@@ -70,7 +72,12 @@ def build_sections(
         tables.insert(2, ratio)
 
     def lines(prefix: str) -> list[str]:
-        return [claim_line(n, c) for n, c in claims.items() if n.split(":")[0] == prefix]
+        """The claim's lines, its "+baseline" verdict included."""
+        return [
+            claim_line(n, c)
+            for n, c in claims.items()
+            if n.split(":")[0] in (prefix, f"{prefix}+baseline")
+        ]
 
     return [
         Section(
@@ -201,10 +208,13 @@ def write_report(
     drawn = make_figures(rows) if figures else {}
     out.mkdir(parents=True, exist_ok=True)
     for name, fig in drawn.items():
-        fig.savefig(out / f"{name}.png", dpi=120)
+        atomic_savefig(fig, out / f"{name}.png", dpi=120)
     intro, splice_tables, copied = splice_parts(run_dirs, out, figures, rows)
     if splice_tables:
         sections.append(Section(CAUSAL, intro, splice_tables, ""))
+    names = naming_table(run_dirs)
+    if names is not None:
+        sections.append(Section("Latent names", [], [names], ""))
     text = render(rows, claims, sections, [*drawn, *copied], runs, notes)
     path = out / REPORT_FILE
     atomic_write_text(path, text)

@@ -30,7 +30,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from saelight.evaluation.results import Row, probed_labels
+from saelight.evaluation.results import Row, is_baseline, probed_labels
+from saelight.report.claims_baseline import baseline_claims
 from saelight.report.claims_disentangle import (
     completeness_claim,
     effective_dims_claim,
@@ -67,7 +68,9 @@ THRESHOLDS: dict[str, tuple[str, ...]] = {
 def check_claims(
     rows: list[Row], labels: Sequence[str] | str | None = None, **thresholds: Any
 ) -> dict[str, Claim]:
-    """All claims on `rows`: {"1:<label>": ..., "2": ..., "3": ..., "3-paper": ..., "4": ...}.
+    """All claims on `rows`: {"1:<label>": ..., "2": ..., "3": ..., "3-paper": ..., "4": ...},
+    each followed by its "+baseline" verdict when the rows hold random baselines (baseline rows
+    are left out of the paper's claims; see `saelight.report.claims_baseline`).
 
     Args:
         rows: result rows (see `saelight.evaluation.results`).
@@ -88,6 +91,8 @@ def check_claims(
         labels = [labels]
     labels = list(labels) if labels else probed_labels(rows) or ["technique"]
     boot = pick(*THRESHOLDS["intervals"])
+    baselines = baseline_claims(rows, labels, **boot)
+    rows = [r for r in rows if not is_baseline(r)]  # the paper's claims are on SAEs only
     out = {
         f"1:{label}": probe_accuracy_claim(rows, label, **pick(*THRESHOLDS["1"]), **boot)
         for label in labels
@@ -96,6 +101,18 @@ def check_claims(
     out["3"] = effective_dims_claim(rows, **pick(*THRESHOLDS["3"]), **pick("level"))
     out["3-paper"] = completeness_claim(rows, **pick(*THRESHOLDS["3-paper"]))
     out["4"] = top_factor_claim(rows)
+    return with_baselines(out, baselines)
+
+
+def with_baselines(claims: dict[str, Claim], baselines: dict[str, Claim]) -> dict[str, Claim]:
+    """`claims` in order, each followed by its "+baseline" verdict ("1:a" by "1+baseline:a")."""
+    out: dict[str, Claim] = {}
+    for name, claim in claims.items():
+        out[name] = claim
+        base, sep, label = name.partition(":")
+        twin = f"{base}+baseline{sep}{label}"
+        if twin in baselines:
+            out[twin] = baselines[twin]
     return out
 
 
@@ -105,6 +122,9 @@ CLAIM_TITLES = {
     "3": "Claim 3 — fewer dimensions carry each factor in SAE codes (K-independent)",
     "3-paper": "Claim 3 as the paper computes it — SAE completeness above dense (paper's K)",
     "4": "Claim 4 — pitch factors lead early layers, formants/MFCC late layers",
+    "1+baseline": "Claim 1 ({label}) vs random baselines — the SAE's codes beat them on probes",
+    "2+baseline": "Claim 2 vs random baselines — the SAE reconstructs better than they do",
+    "3+baseline": "Claim 3 vs random baselines — fewer dimensions per factor than theirs",
 }
 
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from saelight.evaluation.results import Row, is_dense
+from saelight.evaluation.results import Row, is_baseline, is_dense
 
 DEAD_FRACTION_MAX = 0.9
 FVU_MAX = 0.9
@@ -25,8 +25,9 @@ L0_MIN = 1.0
 
 
 def collapse_reasons(row: Row) -> list[str]:
-    """Why `row`'s SAE counts as collapsed, e.g. ['dead 95 %'] ([] when it does not)."""
-    if is_dense(row):
+    """Why `row`'s SAE counts as collapsed, e.g. ['dead 95 %'] ([] when it does not, and for a
+    random baseline, which is a reference expected to reconstruct badly, not a failed fit)."""
+    if is_dense(row) or is_baseline(row):
         return []
     reasons = []
     dead, fvu, l0 = row.get("dead_fraction"), row.get("fvu"), row.get("l0")

@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import re
 import shutil
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -26,8 +25,10 @@ from saelight.evaluation.results import (
     probed_labels,
     read_results,
 )
+from saelight.io.atomic import remove_dead_temps, replace_folder, staging_folder
 from saelight.io.errors import SaelightError
 from saelight.io.layout import RunLayout
+from saelight.report.generations import check_generations
 from saelight.sae.base import CFG_FILE, SAE, WEIGHTS_FILE
 
 CARD_FILE = "README.md"
@@ -41,9 +42,11 @@ HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 
 def stage(
     run: str | Path, out: Path, repo_id: str | None = None, revision: str | None = None
-) -> None:
+) -> str | None:
     """Writes into `out` (new) one subfolder per export of `run` and the model card; each copy
-    is loaded once, so a corrupt export fails here, naming its file, not on a user's machine."""
+    is loaded once, so a corrupt export fails here, naming its file, not on a user's machine.
+    A run whose files come from different fits is refused (`check_generations`); returns its
+    note when some files carry no generation id."""
     layout = RunLayout.of(run)
     if not layout.root.is_dir():
         raise SaelightError(f"run directory {layout.root} not found")
@@ -61,6 +64,7 @@ def stage(
             f"{results_path} not found: the card needs the run's test metrics",
             hint="run `saelight test` (or `saelight fit` with SAEEvaluation) first",
         ) from None
+    note = check_generations(layout.root)
     out.mkdir(parents=True)
     cfgs: dict[str, dict[str, Any]] = {}
     for folder in exports:
@@ -74,6 +78,7 @@ def stage(
         cfgs[folder.name] = json.loads((folder / CFG_FILE).read_text())
     card = model_card(cfgs, results, repo_id=repo_id, revision=revision)
     (out / CARD_FILE).write_text(card)
+    return note
 
 
 def model_card(
@@ -234,21 +239,15 @@ def write_local(staged: Path, local_dir: Path) -> None:
             f"--local_dir {local_dir} exists and is not empty or a previous `saelight push`",
             hint="pick a new folder or remove it",
         )
-    local_dir.parent.mkdir(parents=True, exist_ok=True)
+    remove_dead_temps(local_dir.parent)  # a killed push's copy
     # Copied beside the target first, so the rename that publishes it stays on one filesystem.
-    tmp = Path(tempfile.mkdtemp(prefix=f".{local_dir.name}.", dir=local_dir.parent))
+    tmp = staging_folder(local_dir)
     try:
         shutil.copytree(staged, tmp, dirs_exist_ok=True)
+        replace_folder(tmp, local_dir)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    old = None
-    if local_dir.exists():
-        old = local_dir.with_name(f"{tmp.name}.old")
-        local_dir.rename(old)
-    tmp.rename(local_dir)
-    if old is not None:
-        shutil.rmtree(old)
 
 
 def is_previous_push(folder: Path) -> bool:
@@ -285,15 +284,34 @@ def front_matter(card: str) -> dict[str, Any]:
 
 def upload(staged: Path, repo: str, private: bool, revision: str | None) -> None:
     """Creates the repo (exist_ok) and uploads `staged` as one commit; needs network and a token."""
-    from huggingface_hub import HfApi
+    from huggingface_hub import HfApi, constants
 
     api = HfApi()
-    api.create_repo(repo, private=private, exist_ok=True)
-    if revision is not None:
-        api.create_branch(repo, branch=revision, exist_ok=True)
-    api.upload_folder(
-        repo_id=repo,
-        folder_path=staged,
-        revision=revision,
-        commit_message=f"saelight push: {', '.join(sorted(p.name for p in staged.iterdir()))}",
-    )
+    try:
+        api.create_repo(repo, private=private, exist_ok=True)
+        if revision is not None:
+            api.create_branch(repo, branch=revision, exist_ok=True)
+        api.upload_folder(
+            repo_id=repo,
+            folder_path=staged,
+            revision=revision,
+            commit_message=f"saelight push: {', '.join(sorted(p.name for p in staged.iterdir()))}",
+        )
+    except Exception as error:  # noqa: BLE001 (network and Hub errors: one line, not a trace)
+        if not _is_network_error(error):
+            raise
+        reason = (str(error).strip().splitlines() or [type(error).__name__])[0][:200]
+        hint = (
+            "HF_HUB_OFFLINE is set: unset it to upload, or write the folder with --local_dir"
+            if constants.HF_HUB_OFFLINE
+            else "check the network, the repo id and your token (`hf auth login`)"
+        )
+        raise SaelightError(
+            f"--repo {repo}: the upload failed ({type(error).__name__}: {reason})", hint=hint
+        ) from None
+
+
+def _is_network_error(error: BaseException) -> bool:
+    """A connection, HTTP or Hub error (huggingface_hub's, httpx's or requests'), by class."""
+    modules = {c.__module__.split(".")[0] for c in type(error).__mro__}
+    return isinstance(error, OSError) or bool(modules & {"huggingface_hub", "httpx", "httpx2"})

@@ -29,6 +29,7 @@ from saelight.evaluation.results import (
     FACTOR_ENTROPY_BOOT,
     IDENTITY_KEYS,
     N_SEEDS,
+    REPLICATE_OF,
     TEST_CLIP_ROWS,
     ResultsNotFoundError,
     Row,
@@ -39,6 +40,7 @@ from saelight.evaluation.results import (
     read_results,
     seed_std_key,
 )
+from saelight.io.generation import GENERATION
 from saelight.metrics.uncertainty import seed_mean_std
 from saelight.report.paper import is_paper_results, read_paper
 
@@ -86,13 +88,17 @@ def load_rows(run_dirs: list[str | Path]) -> tuple[list[Row], list[str], list[st
                 f"{run.get('pooling', '?')}, {run.get('epochs', '?')} epochs, "
                 + (f"seed {seed}, " if seed is not None else "")
                 + f"{len(run_rows)} rows"
+                + (f", generation `{run[GENERATION]}`" if run.get(GENERATION) else "")
             )
         for row in run_rows:
-            key = (str(row.get("model", "")), int(row["layer"]), str(row["name"]))
-            if seed not in found[key]:
-                found[key][seed] = (row, str(run_dir))
+            # Seeds of one fit (`model.seeds`) merge into seed 0's row like runs of several seeds.
+            name = str(row.get(REPLICATE_OF) or row["name"])
+            key = (str(row.get("model", "")), int(row["layer"]), name)
+            replicate = (seed, row.get("seed"))
+            if replicate not in found[key]:
+                found[key][replicate] = (row, str(run_dir))
                 continue
-            first, origin = found[key][seed]
+            first, origin = found[key][replicate]
             differs = _differs(first, row)
             if not is_dense(row) or differs:
                 notes.append(

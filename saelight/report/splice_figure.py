@@ -35,26 +35,6 @@ def splice_figure(results: list[dict[str, Any]], title: str) -> Figure:
     return fig
 
 
-def format_table(results: list[dict[str, Any]]) -> str:
-    """Markdown: per SAE, FVU at L, fidelity recovered, final-layer FVU/cos, mean probe drop."""
-    lines = [
-        "| SAE | layer | sparsity | FVU@L | fidelity | final FVU | final cos | probe drop |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|",
-    ]
-    for result in results:
-        final = str(result["num_layers"])
-        for name, r in result["saes"].items():
-            drops = [v["drop"] for v in r["probe"].values()]
-            drop = f"{100 * float(np.mean(drops)):.1f} pt" if drops else "-"
-            lines.append(
-                f"| {name} | L{result['layer']} | {r.get('sparsity')} | "
-                f"{r['reconstruction']['fvu']:.3f} | {r['fidelity_recovered']:.3f} | "
-                f"{r['per_layer'][final]['fvu']:.3f} | {r['per_layer'][final]['cosine']:.3f} | "
-                f"{drop} |"
-            )
-    return "\n".join(lines)
-
-
 def write_splice(folder: Path, payload: dict[str, Any], title: str) -> None:
     """`folder/splice.json` (atomic) and `folder/splice.png` (see `splice_figure`)."""
     folder.mkdir(parents=True, exist_ok=True)

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from saelight.evaluation.results import Row
+from saelight.metrics.uncertainty import paired_difference
 from saelight.report.collapse import collapse_reasons
 from saelight.report.tables import Table
 
@@ -81,6 +82,7 @@ def ablation_rows(payload: dict[str, Any]) -> Raw:
     columns = ["SAE", "layer", "label", "value", "top-k drop (pt)", "random-k drop (pt)"]
     columns += ["top-k recall drop (pt)", "random-k recall drop (pt)"]
     columns += ["top-k others' drop (pt)", "random-k others' drop (pt)"]
+    columns += ["top − random drop, 95 % interval (pt)"]
     rows = []
     for layer in payload["layers"]:
         for name, r in layer["saes"].items():
@@ -91,8 +93,57 @@ def ablation_rows(payload: dict[str, Any]) -> Raw:
                 top, rand = kinds.get("top", {}), kinds.get("random", {})
                 drops = [_pt(d.get(k)) for k in DROPS for d in (top, rand)]
                 if any(d is not None for d in drops):  # else its label could not be probed
-                    rows.append([name, layer["layer"], label, value, *drops])
+                    rows.append([name, layer["layer"], label, value, *drops, _gap(top, rand)])
     return columns, rows
+
+
+def _gap(top: dict[str, Any], rand: dict[str, Any]) -> str | None:
+    """Top-k minus random-k drop of the target label's accuracy with its paired bootstrap
+    interval over the spliced clips: drop_top − drop_random = acc_random − acc_top, clip by clip
+    on the same resamples (`metrics.uncertainty.paired_difference`)."""
+    a, b = rand.get("target_clip_correct"), top.get("target_clip_correct")
+    rows = top.get("target_clip_rows")
+    if not a or not b or len(a) != len(b) or rows != rand.get("target_clip_rows"):
+        return None
+    gap = paired_difference(a, b, rows)
+    return f"{100 * gap.estimate:+.2f} [{100 * gap.low:+.2f}, {100 * gap.high:+.2f}]"
+
+
+def output_rows(payload: dict[str, Any]) -> Raw:
+    """Per SAE whose layer was scored on the model's output head: output KL, CE recovered,
+    top-1 (and top-5) agreement with the clean output, WER and CER of its transcripts."""
+    columns = ["SAE", "layer", "sparsity", "output KL", "CE recovered", "top-1 agreement"]
+    columns += ["top-5 agreement", "WER", "CER"]
+    rows = []
+    for layer in payload["layers"]:
+        output = layer.get("output") or {}
+        for name, r in (output.get("saes") or {}).items():
+            sparsity = layer["saes"].get(name, {}).get("sparsity")
+            values = [r.get(k) for k in ("kl", "ce_recovered", "top1_agreement")]
+            values += [r.get(k) for k in ("top5_agreement", "wer", "cer")]
+            rows.append([name, layer["layer"], sparsity, *values])
+    return columns, rows
+
+
+def output_line(payload: dict[str, Any]) -> str:
+    """What the output table scores, or why a run has none."""
+    head = payload.get("output_head")
+    if not head:
+        return (
+            "- Model output: no output head (the backbone checkpoint is an encoder only); "
+            "fidelity is measured on later layers."
+        )
+    skipped = sorted(
+        {f"L{layer['layer']}: {layer['output']['skipped']}" for layer in payload["layers"]
+         if "skipped" in (layer.get("output") or {})}
+    )  # fmt: skip
+    note = f" Not scored: {'; '.join(skipped)}." if skipped else ""
+    return (
+        f"- Model output ({head}): each SAE's reconstruction spliced in, scored against the "
+        "clean output (KL, agreement, WER/CER of the greedy transcripts) and as CE recovered = "
+        "(CE_mean − CE_sae) / (CE_mean − CE_clean), 1 = nothing lost, 0 = mean-ablation "
+        f"(docs/causal_evaluation.md).{note}"
+    )
 
 
 def _pt(value: float | None) -> float | None:
@@ -121,6 +172,7 @@ def splice_tables(
     specs = (
         ("splice_fidelity", "Splice fidelity (SAE reconstruction spliced in)", fidelity_rows),
         ("splice_ablation", "Latent ablation: top-k detectors vs random-k", ablation_rows),
+        ("splice_output", "Model output with the SAE in place", output_rows),
     )
     for slug, title, build in specs:
         columns, rows = build(payload)
@@ -192,6 +244,7 @@ def splice_parts(
         lines.append(intro(payload, root.name if len(found) > 1 else str(root)))
         flagged = collapsed_line(payload, collapsed)
         lines += [flagged] if flagged else []
+        lines.append(output_line(payload))
         tables += splice_tables(payload, suffix, collapsed)
         png = root / SPLICE_DIR / SPLICE_PNG
         if copy_figures and png.is_file():
@@ -202,12 +255,13 @@ def splice_parts(
 
 
 def log_splice(run: Any, payload: dict[str, Any], png: Path | None) -> None:
-    """Log `splice/fidelity` and `splice/ablation` (wandb.Tables of raw values) and `splice/figure`
-    to a W&B run."""
+    """Log `splice/fidelity`, `splice/ablation` and `splice/output` (wandb.Tables of raw values)
+    and `splice/figure` to a W&B run."""
     import wandb
 
     data: dict[str, Any] = {}
-    for key, build in (("fidelity", fidelity_rows), ("ablation", ablation_rows)):
+    builds = (("fidelity", fidelity_rows), ("ablation", ablation_rows), ("output", output_rows))
+    for key, build in builds:
         columns, rows = build(payload)
         if rows:
             data[f"splice/{key}"] = wandb.Table(columns=columns, data=rows)

@@ -17,6 +17,7 @@ from typing import NamedTuple
 from saelight.evaluation.results import (
     EFFECTIVE_DIMS,
     N_SEEDS,
+    STABILITY,
     Row,
     completeness_key,
     group_rows,
@@ -82,6 +83,8 @@ RECONSTRUCTION = (
     Spec("mse", "MSE (test)", "mse", "{:.4g}", dense=False),
     Spec("fvu", "FVU = 1 − explained variance (test)", "fvu", "{:.4f}", dense=False),
     Spec("dead_fraction", "Dead latent fraction (test)", "dead_fraction", "{:.3f}", dense=False),
+    Spec("stability", "Seed stability: mean pairwise MCC of the seeds' decoders (1 = one "
+         "dictionary)", STABILITY, "{:.3f}", dense=False),
 )
 DISENTANGLEMENT = (
     Spec("r2", "Lasso R², top-10 factors (mean ± std)", "r2_mean", "{:.3f}", std_key="r2_std"),

@@ -163,6 +163,7 @@ class SAE(nn.Module):
         else:
             self.register_buffer("b_dec", torch.zeros(d_in))
         self.register_buffer("input_scale", torch.ones(()))
+        self.baseline: str | None = None  # a random baseline's kind (`saelight.sae.baselines`)
 
     @classmethod
     def sparsity_init_args(cls, sparsity: float) -> dict[str, Any]:
@@ -191,12 +192,9 @@ class SAE(nn.Module):
 
     def identity(self) -> dict[str, Any]:
         """The columns a results row takes from its SAE: architecture, d_sae, k, sparsity."""
-        return {
-            "architecture": self.architecture,
-            "d_sae": self.d_sae,
-            "k": None,
-            "sparsity": self.target_sparsity,
-        }
+        identity = {"architecture": self.architecture, "d_sae": self.d_sae, "k": None}
+        identity["sparsity"] = self.target_sparsity
+        return identity if self.baseline is None else {**identity, "baseline": self.baseline}
 
     def eval_variants(self) -> dict[str, SAE]:
         """{name suffix: SAE} to evaluate; just this one unless it trains several k at once."""
@@ -269,8 +267,9 @@ class SAE(nn.Module):
 
     @torch.no_grad()
     def normalize_decoder(self) -> None:
-        """Rescales every row of `W_dec` to unit norm (no-op without `unit_norm_decoder`)."""
-        if self.unit_norm_decoder:
+        """Rescales every row of `W_dec` to unit norm (no-op without `unit_norm_decoder`, and
+        for a frozen decoder, which must stay bit-identical)."""
+        if self.unit_norm_decoder and self.W_dec.requires_grad:
             self.W_dec.div_(
                 torch.linalg.vector_norm(self.W_dec, dim=1, keepdim=True).clamp_min(1e-12)
             )
@@ -347,6 +346,7 @@ class SAE(nn.Module):
             # The export works on raw activations, so reloading must not normalise again.
             "normalize_input": False,
             "folded_input_scale": float(self.input_scale),
+            **({"baseline": self.baseline} if self.baseline else {}),
             WEIGHTS_SHA256: sha256_bytes(blob),
         }
         clash = sorted(set(cfg) & set(metadata))

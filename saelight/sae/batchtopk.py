@@ -15,7 +15,13 @@ from saelight.sae.kernels import (
     pattern_from_flat,
     use_sparse,
 )
-from saelight.sae.topk_family import AUX_K_ROWS, TopKFamilySAE, resolve_k
+from saelight.sae.topk_family import (
+    AUX_K,
+    AUX_K_COEFFICIENT,
+    AUX_K_ROWS,
+    TopKFamilySAE,
+    resolve_k,
+)
 
 
 def batch_topk_indices(z_pre: Tensor, k: int) -> Tensor:
@@ -56,8 +62,8 @@ class BatchTopKSAE(TopKFamilySAE):
         d_sae: int = 2048,
         k: int | None = None,
         sparsity: float | None = None,
-        aux_k: int = 256,
-        aux_k_coefficient: float = 1 / 32,
+        aux_k: int = AUX_K,
+        aux_k_coefficient: float = AUX_K_COEFFICIENT,
         aux_k_rows: int | None = AUX_K_ROWS,
         threshold_momentum: float = 0.99,
         sparse: bool | None = None,

@@ -16,7 +16,13 @@ from torch import Tensor
 
 from saelight.sae.base import SAE, SAEOutput
 from saelight.sae.kernels import SparseCodes, decode_codes, pattern_from_topk, use_sparse
-from saelight.sae.topk_family import AUX_K_ROWS, TopKFamilySAE, resolve_k
+from saelight.sae.topk_family import (
+    AUX_K,
+    AUX_K_COEFFICIENT,
+    AUX_K_ROWS,
+    TopKFamilySAE,
+    resolve_k,
+)
 
 
 def resolve_ks(ks: list[int] | None, sparsities: list[float] | None, d_sae: int) -> list[int]:
@@ -62,8 +68,8 @@ class HierarchicalTopKSAE(TopKFamilySAE):
         ks: list[int] | None = None,
         sparsities: list[float] | None = None,
         k: int | None = None,
-        aux_k: int = 256,
-        aux_k_coefficient: float = 1 / 32,
+        aux_k: int = AUX_K,
+        aux_k_coefficient: float = AUX_K_COEFFICIENT,
         aux_k_rows: int | None = AUX_K_ROWS,
         sparse: bool | None = None,
         **kwargs: Any,

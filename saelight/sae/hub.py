@@ -5,8 +5,9 @@ A Hub repo id goes through `huggingface_hub.snapshot_download`, so its cache, `H
 tokens and `HF_HUB_OFFLINE=1` (resolve from the cache only) behave as in every other HF library.
 The checks turn what would be a bare `KeyError`, a safetensors parse error or a `load_state_dict`
 size mismatch into one `SaelightError` naming the file and the field: a truncated download, a
-flipped byte (against cfg.json's `WEIGHTS_SHA256`, when the export wrote one) or a cfg.json
-edited so that its `d_in` / `d_sae` no longer describe the weights.
+flipped byte (against cfg.json's `WEIGHTS_SHA256`; an export without that field is refused, its
+hint giving the digest to add by hand for a file one trusts) or a cfg.json edited so that its
+`d_in` / `d_sae` no longer describe the weights.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from torch import Tensor
 
 from saelight.io.checksum import sha256_bytes
 from saelight.io.errors import ConfigError, SaelightError
+from saelight.sae.baselines import BASELINES, make_baseline
 from saelight.sae.export_files import CFG_FILE, WEIGHTS_FILE, WEIGHTS_SHA256
 
 if TYPE_CHECKING:
@@ -111,14 +113,20 @@ def read_export(folder: Path) -> tuple[dict[str, Any], dict[str, Tensor]]:
         raise SaelightError(f"{weights_path} not found: the export is incomplete")
     data = weights_path.read_bytes()  # read once: hashed, then parsed from the same bytes
     expected = cfg.get(WEIGHTS_SHA256)
-    if expected is not None:
-        actual = sha256_bytes(data)
-        if actual != expected:
-            raise SaelightError(
-                f"{weights_path}: SHA-256 {actual[:16]}… differs from field '{WEIGHTS_SHA256}' "
-                f"({str(expected)[:16]}…) of {cfg_path}",
-                hint="the file is corrupt or was replaced; download or export it again",
-            )
+    actual = sha256_bytes(data)
+    if not isinstance(expected, str) or not expected:
+        # Unverifiable weights are refused: a flipped byte would load without a word.
+        raise SaelightError(
+            f"{cfg_path} has no field '{WEIGHTS_SHA256}', so {WEIGHTS_FILE} cannot be verified",
+            hint="export it again with saelight, or, if you trust the file, add "
+            f'"{WEIGHTS_SHA256}": "{actual}" (its SHA-256) to {CFG_FILE}',
+        )
+    if actual != expected:
+        raise SaelightError(
+            f"{weights_path}: SHA-256 {actual[:16]}… differs from field '{WEIGHTS_SHA256}' "
+            f"({str(expected)[:16]}…) of {cfg_path}",
+            hint="the file is corrupt or was replaced; download or export it again",
+        )
     try:
         tensors = load(data)
     except SafetensorError as error:
@@ -141,6 +149,8 @@ def load_export(cls: type[SAE], folder: Path) -> SAE:
         check_tensors(sae_cls(**args), tensors, folder)
     sae = sae_cls(**args)
     sae.import_state(tensors)
+    if cfg.get("baseline") in BASELINES:
+        make_baseline(sae, cfg["baseline"])
     return sae
 
 

@@ -20,15 +20,16 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from saelight.io.defaults import OUTLIER_NORM_MULTIPLE
 from saelight.sae.base import SAE
 
 RESIDUAL_ROWS = 256
 """Rows whose residuals are computed at once (their dense codes: 256 · d_sae floats)."""
 LATENT_AXIS = {"W_enc": 1, "W_dec": 0, "b_enc": 0}
 """The axis along which each resampled parameter holds one entry per latent."""
-MAX_NORM_MULTIPLE = 10.0
+MAX_NORM_MULTIPLE = OUTLIER_NORM_MULTIPLE
 """A row whose centred norm ‖s·x − b_dec‖ exceeds this multiple of the batch median never seeds
-a latent (massive activations; Whisper-base layer 5 has 20x, normal rows stay under ~4x)."""
+a latent (massive activations)."""
 MAX_COSINE = 0.9
 """A candidate direction whose |cos| with a live or another new latent exceeds this is skipped."""
 SPARE_DRAWS = 64

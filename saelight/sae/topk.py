@@ -8,7 +8,13 @@ from torch import Tensor
 
 from saelight.sae.base import SAEOutput
 from saelight.sae.kernels import SparseCodes, decode_codes, use_sparse
-from saelight.sae.topk_family import AUX_K_ROWS, TopKFamilySAE, resolve_k
+from saelight.sae.topk_family import (
+    AUX_K,
+    AUX_K_COEFFICIENT,
+    AUX_K_ROWS,
+    TopKFamilySAE,
+    resolve_k,
+)
 
 
 class TopKSAE(TopKFamilySAE):
@@ -28,8 +34,8 @@ class TopKSAE(TopKFamilySAE):
         d_sae: int = 2048,
         k: int | None = None,
         sparsity: float | None = None,
-        aux_k: int = 256,
-        aux_k_coefficient: float = 1 / 32,
+        aux_k: int = AUX_K,
+        aux_k_coefficient: float = AUX_K_COEFFICIENT,
         aux_k_rows: int | None = AUX_K_ROWS,
         sparse: bool | None = None,
         **kwargs: Any,

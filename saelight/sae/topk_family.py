@@ -42,6 +42,11 @@ def resolve_k(k: int | None, sparsity: float | None, d_sae: int, field: str = "k
     return k
 
 
+AUX_K = 256
+"""Dead latents AuxK reconstructs the residual with (Gao et al. 2024's k_aux = 512 at d_sae 32k+;
+256 keeps its cost small at the widths audio SAEs use)."""
+AUX_K_COEFFICIENT = 1 / 32
+"""Weight of the AuxK loss (Gao et al. 2024)."""
 AUX_K_ROWS = 256
 """Rows of a batch AuxK reconstructs by default (`aux_rows`). With 10 % dead latents at d_sae
 6144, batch 4096, the pass cost the fp32 step 30 % on all rows, 15 % / 14 % on 1024 and 5-8 % /

@@ -2,7 +2,9 @@
 resumption after a crash or with another number of processes, and bad clips (skip or error)."""
 
 import json
+import os
 import shutil
+import subprocess
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -225,3 +227,22 @@ def test_shards_listed_in_an_unfinished_manifest_are_kept(
     reader = cache(tmp_path / "c", rest).build(progress=False)
     assert rest.seen == [6, 7, 8, 9, 10]
     assert_same_cache(reader, reference)
+
+
+def test_a_killed_writers_temp_files_are_removed_by_the_next_run(
+    tmp_path: Path, reference: CacheReader
+) -> None:
+    """What a SIGKILL between write and rename leaves (`.<name>.tmp<pid>`) goes on the next
+    build; a live process's temp file (this one's) is kept."""
+    with pytest.raises(RuntimeError, match="simulated crash"):
+        cache(tmp_path / "c", FakeBackbone(crash_at=7)).build(progress=False)
+    gone = subprocess.Popen(["true"])
+    gone.wait()
+    directory = tmp_path / "c"
+    dead = [directory / f".manifest.rank0.json.tmp{gone.pid}"]
+    dead.append(directory / "layer_00" / f".shard_00006.npy.tmp{gone.pid}")
+    alive = directory / f".notes.txt.tmp{os.getpid()}"
+    for path in [*dead, alive]:
+        path.write_bytes(b"half a file")
+    assert_same_cache(cache(directory).build(progress=False), reference)
+    assert not any(p.exists() for p in dead) and alive.exists()

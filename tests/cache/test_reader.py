@@ -7,6 +7,7 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
+import saelight.cache.reader as reader_module
 from saelight.cache import CacheCorruptError, CacheReader
 
 
@@ -38,3 +39,18 @@ def test_metadata_that_disagrees_with_the_manifest_is_refused(write_cache) -> No
     (reader.directory / "manifest.json").write_text(json.dumps(manifest))
     with pytest.raises(CacheCorruptError, match="metadata rows do not match the manifest"):
         CacheReader(reader.directory).metadata  # noqa: B018
+
+
+def test_a_large_cache_releases_its_pages_and_reads_the_same(  # noqa: ANN001
+    write_cache, kit: SimpleNamespace, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    small = write_cache(10)
+    assert not small.release_pages  # a few bytes: pages stay mapped
+    monkeypatch.setattr(reader_module, "RELEASE_PAGES_ABOVE", 0)
+    large = CacheReader(small.directory)
+    assert large.release_pages
+    released = []
+    monkeypatch.setattr(reader_module, "_release", lambda block: released.append(block.shape))
+    rows = np.array([5, 0, 8, 3])
+    np.testing.assert_array_equal(large.read(rows), small.read(rows))
+    assert released  # every shard block it read from was released

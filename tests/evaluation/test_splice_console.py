@@ -46,6 +46,10 @@ def test_splice_a_frame_run(tmp_path: Path) -> None:
     text = json.dumps(result)
     assert "fidelity_recovered" in text and "error_term_max_abs" in text
     assert (run / "splice" / "splice.png").read_bytes()[:4] == b"\x89PNG"
+    # Redirected output gets plain progress lines (clips/s, ETA) and a closing count: layers x
+    # 6 clips x 2 passes (this encoder has no head).
+    n_layers = len(result["layers"])
+    assert f"splice clips: {n_layers * 12}/{n_layers * 12} done in" in done.stderr
 
 
 def test_a_clip_run_is_refused_in_one_line(tmp_path: Path) -> None:

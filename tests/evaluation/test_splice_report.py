@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 
+from saelight.metrics.uncertainty import paired_difference
 from saelight.report.splice_section import ablation_rows, fidelity_rows, splice_tables
 
 TINY = Path(__file__).parents[1] / "data" / "tiny.yaml"
@@ -50,10 +51,26 @@ def test_tables_hold_the_payload_numbers_in_points() -> None:
         ["L01_topk_s90", "L1", "90 %", "0.812", "0.250", "0.938", "0.125", "12.5"]
     ]
     assert fidelity.columns[-1] == "probe drop vowel (pt)"
-    row = ["L01_topk_s90", "L1", "vowel", "a", "25.0", "0.0", "50.0", "0.0", "-", "-"]
-    assert ablation.cells == [row]
+    row = ["L01_topk_s90", "L1", "vowel", "a", "25.0", "0.0", "50.0", "0.0", "-", "-", "-"]
+    assert ablation.cells == [row]  # no per-clip counts (older splice.json): no interval
     assert fidelity_rows(payload())[1][0][3] == 0.8125  # W&B gets the raw value
     assert ablation_rows(payload())[1][0][4] == 25.0
+
+
+def test_the_ablation_gap_gets_a_paired_interval_over_clips() -> None:
+    data = payload()
+    top, rand = data["layers"][0]["saes"]["L01_topk_s90"]["ablation"]
+    # 4 clips of 10 frames: the top-k ablation leaves 5, 6, 4, 5 right; the random one 9, 10, 8, 9.
+    top |= {"target_clip_correct": [5, 6, 4, 5], "target_clip_rows": [10] * 4}
+    rand |= {"target_clip_correct": [9, 10, 8, 9], "target_clip_rows": [10] * 4}
+    (row,) = ablation_rows(data)[1]
+    expected = paired_difference([9, 10, 8, 9], [5, 6, 4, 5], [10] * 4)
+    assert expected.estimate == pytest.approx(0.4)  # (36 - 20) / 40: top-k costs 40 points more
+    text = f"{100 * expected.estimate:+.2f} [{100 * expected.low:+.2f}, {100 * expected.high:+.2f}]"
+    assert row[-1] == text and text.startswith("+40.00 [+")
+    rows = [10, 10, 10, 12]  # clips that disagree between the two sets: no pairing, no interval
+    rand["target_clip_rows"] = rows
+    assert ablation_rows(data)[1][0][-1] is None
 
 
 def test_no_ablation_table_without_ablations() -> None:

@@ -24,8 +24,8 @@ def run_dir(tmp_path: Path, kit, clip_cache, source, monkeypatch: pytest.MonkeyP
         backbone={"model": "planted"},
     )
     (run / "config.yaml").write_text("seed_everything: 0\n")
-    cache = SimpleNamespace(open=lambda: clip_cache, source=source, pooling="clip")
-    monkeypatch.setattr(command, "load_cache", lambda config: cache)
+    cache = SimpleNamespace(source=source, pooling="clip")
+    monkeypatch.setattr(command, "open_cache", lambda config: (cache, clip_cache))
     return run
 
 

@@ -171,7 +171,9 @@ def test_user_errors_are_one_line(tmp_path: Path) -> None:
     with pytest.raises(SaelightError, match=r"results\.json not found"):
         push_command(str(run), local_dir=str(tmp_path / "hub"))
     make_run(run)
-    (run / "saes" / KEY / CFG_FILE).write_text(json.dumps({"architecture": "nope"}))
+    digest = hashlib.sha256((run / "saes" / KEY / WEIGHTS_FILE).read_bytes()).hexdigest()
+    bogus = {"architecture": "nope", "weights_sha256": digest}
+    (run / "saes" / KEY / CFG_FILE).write_text(json.dumps(bogus))
     with pytest.raises(SaelightError, match=f"{CFG_FILE}: field 'architecture' is 'nope'"):
         push_command(str(run), local_dir=str(tmp_path / "hub"))
     assert not (tmp_path / "hub").exists()
@@ -240,3 +242,23 @@ def test_the_cards_saelens_snippet_loads_the_pushed_repo(tmp_path: Path) -> None
     assert done.returncode == 0, done.stderr[-3000:]
     z = load_file(str(tmp_path / "z.st"))["z"]
     torch.testing.assert_close(z, sae.encode(x), rtol=1e-5, atol=1e-5)
+
+
+def test_a_killed_pushs_staging_folder_goes_on_the_next_push(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import tempfile
+
+    gone = subprocess.Popen(["true"])
+    gone.wait()
+    tmp = tmp_path / "tmp"
+    leftover = tmp / f"saelight-push-{gone.pid}-x1y2z3" / "repo"
+    leftover.mkdir(parents=True)
+    (leftover / "README.md").write_text("half a push")
+    running = tmp / f"saelight-push-{os.getpid()}-a1b2c3"  # a push still running: kept
+    running.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp))
+    make_run(tmp_path / "run")
+    push_command(str(tmp_path / "run"), local_dir=str(tmp_path / "hub"))
+    assert sorted(p.name for p in tmp.iterdir()) == [running.name]
+    assert (tmp_path / "hub" / CARD_FILE).is_file()

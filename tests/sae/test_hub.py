@@ -187,12 +187,22 @@ def test_a_tensor_of_another_architecture_is_refused(tmp_path: Path) -> None:
         SAE.from_pretrained(tmp_path)
 
 
-def test_unreadable_files_are_user_errors(tmp_path: Path) -> None:
+def test_an_export_without_a_checksum_is_refused_naming_the_field(tmp_path: Path) -> None:
     export(tmp_path)
     cfg = json.loads((tmp_path / CFG_FILE).read_text())
-    cfg.pop(WEIGHTS_SHA256, None)  # an export from before the checksum: parsed unverified
+    digest = cfg.pop(WEIGHTS_SHA256)  # an export from before the checksum, or one edited
     (tmp_path / CFG_FILE).write_text(json.dumps(cfg))
+    with pytest.raises(SaelightError, match=f"no field '{WEIGHTS_SHA256}'") as refused:
+        SAE.from_pretrained(tmp_path)
+    assert digest in str(refused.value)  # the hint gives the digest to add for a trusted file
+
+
+def test_unreadable_files_are_user_errors(tmp_path: Path) -> None:
+    export(tmp_path)
     (tmp_path / WEIGHTS_FILE).write_bytes(b"not safetensors")
+    cfg = json.loads((tmp_path / CFG_FILE).read_text())
+    cfg.pop(WEIGHTS_SHA256, None)  # a checksum of the garbage: the parse itself must fail
+    (tmp_path / CFG_FILE).write_text(json.dumps(with_checksum_of(tmp_path, cfg)))
     with pytest.raises(SaelightError, match=f"{WEIGHTS_FILE}: not a readable safetensors file"):
         SAE.from_pretrained(tmp_path)
     (tmp_path / CFG_FILE).write_text("{")

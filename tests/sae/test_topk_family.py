@@ -62,7 +62,8 @@ def test_an_export_without_the_saelight_name_still_loads(tmp_path) -> None:
     sae.save_pretrained(tmp_path)
     cfg = json.loads((tmp_path / CFG_FILE).read_text())
     old = {"architecture": "topk", "d_in": D_IN, "d_sae": 64, "k": 5}
-    old |= {n: cfg[n] for n in ("decoder_bias", "b_dec_init", "normalize_input")}
+    fields = ("decoder_bias", "b_dec_init", "normalize_input", "weights_sha256")
+    old |= {n: cfg[n] for n in fields}  # the checksum: an export without one is refused
     (tmp_path / CFG_FILE).write_text(json.dumps(old))
     loaded = SAE.from_pretrained(tmp_path)
     x = torch.randn(4, D_IN)
