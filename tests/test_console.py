@@ -126,7 +126,6 @@ NOISE = (
     "litlogger",
     "anonymous setting",
     "Total FLOPs",
-    "\x1b[",  # ANSI colour codes (wandb colours its lines even when they go to a file)
 )
 # The layer sweep reads a 13-layer HuBERT cache nobody can build offline: it runs on the
 # quickstart's cache (the same format), copied to the documented path.

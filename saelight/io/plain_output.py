@@ -2,7 +2,9 @@
 
 wandb (and click, which it uses) colour their lines whether or not the stream is a terminal, so a
 redirected run (`saelight fit > log 2>&1`, SLURM, CI) would hold `\\x1b[1;34mwandb\\x1b[0m:` in its
-log. `plain_when_redirected` wraps each redirected stream so every line arrives as plain text.
+log. `plain_when_redirected` wraps each redirected stream so every line written through Python's
+`sys.stdout`/`sys.stderr` arrives as plain text. (wandb 0.31's closing "You can sync this run" lines
+still carry colour codes in a redirected log: they do not pass through these streams.)
 """
 
 from __future__ import annotations
