@@ -188,7 +188,8 @@ class SAEModule(L.LightningModule):
 
     def _rows(self, batch: dict[str, Tensor]) -> BatchRows:
         rows = batch_rows(batch, drop_nonfinite=self.nonfinite == "skip")
-        self.nonfinite_rows += rows.nonfinite
+        if rows.nonfinite:  # no per-step tensor op when every row is finite
+            self.nonfinite_rows += rows.nonfinite
         return rows
 
     def on_train_batch_start(self, batch: dict[str, Tensor], batch_idx: int) -> None:

@@ -1,6 +1,7 @@
 """Test-wide settings: offline hubs, offline W&B, fixed seeds and the default dtype restored."""
 
 import os
+from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
@@ -61,3 +62,18 @@ def read_wandb_records(path) -> list:  # noqa: ANN001
 def wandb_records():  # noqa: ANN201
     """`read_wandb_records` as a fixture (tests cannot import conftest)."""
     return read_wandb_records
+
+
+@pytest.fixture(scope="session")
+def tiny_cache_args(tmp_path_factory: pytest.TempPathFactory) -> list[str]:
+    """`--data.cache.*` arguments of tests/data/tiny_csv.yaml's cache and backbone, built once per
+    session before any fit: building the random backbone draws from torch's RNG, which would
+    shift the SAE initialisation of the run that happened to build it."""
+    from saelight.cli import main
+
+    base = tmp_path_factory.getbasetemp()
+    args = ["--data.cache.directory", str(base / "tiny_cache")]
+    args += ["--data.cache.backbone.init_args.save_dir", str(base / "tiny_models")]
+    config = Path(__file__).parent / "data" / "tiny_csv.yaml"
+    main(["cache", "--config", str(config), "--trainer.default_root_dir", str(base), *args])
+    return args

@@ -82,23 +82,6 @@ class SignalAt(L.Callback):
             os.kill(os.getpid(), self.signum)
 
 
-def shared(tmp_path_factory: pytest.TempPathFactory) -> list[str]:
-    """Cache and backbone shared by this session's tests, built here if no test has yet.
-
-    Built before any fit: building the random backbone draws from torch's RNG, which would shift
-    the SAE initialisation of the run that happened to build it.
-    """
-    base = tmp_path_factory.getbasetemp()
-    args = [
-        "--data.cache.directory",
-        str(base / "tiny_cache"),
-        "--data.cache.backbone.init_args.save_dir",
-        str(base / "tiny_models"),
-    ]
-    main(["cache", "--config", str(CONFIG), "--trainer.default_root_dir", str(base), *args])
-    return args
-
-
 def fit(run: Path, monkeypatch: pytest.MonkeyPatch, *args: str) -> None:
     run.mkdir(exist_ok=True)
     monkeypatch.chdir(run)
@@ -136,24 +119,24 @@ def drop_generation(best: dict[str, Any]) -> dict[str, Any]:
 
 
 @pytest.fixture(scope="module")
-def uninterrupted(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def uninterrupted(tmp_path_factory: pytest.TempPathFactory, tiny_cache_args: list[str]) -> Path:
     run = tmp_path_factory.mktemp("uninterrupted")
     with pytest.MonkeyPatch.context() as monkeypatch:
-        fit(run, monkeypatch, *shared(tmp_path_factory))
+        fit(run, monkeypatch, *tiny_cache_args)
     return run
 
 
 def test_fit_killed_mid_epoch_resumes_bit_identical(
     uninterrupted: Path,
     tmp_path: Path,
-    tmp_path_factory: pytest.TempPathFactory,
+    tiny_cache_args: list[str],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     kill = {"class_path": "test_resume.KillAt", "init_args": {"step": STEPS_PER_EPOCH + 1}}
     path = os.pathsep.join([str(TESTS), os.environ.get("PYTHONPATH", "")])
     cmd = [
         sys.executable, "-m", "saelight.cli", "fit", "--config", str(CONFIG),
-        "--trainer.default_root_dir", ".", *shared(tmp_path_factory),
+        "--trainer.default_root_dir", ".", *tiny_cache_args,
         f"--trainer.callbacks+={json.dumps(EVERY_STEP)}",
         f"--trainer.callbacks+={json.dumps(kill)}",
     ]  # fmt: skip
@@ -166,20 +149,20 @@ def test_fit_killed_mid_epoch_resumes_bit_identical(
     assert loader == [{"epoch": 1, "batches": 1, "global_batch": 4}]
 
     resume = ["--ckpt_path", "steps/last.ckpt", f"--trainer.callbacks+={json.dumps(EVERY_STEP)}"]
-    fit(tmp_path, monkeypatch, *shared(tmp_path_factory), *resume)
+    fit(tmp_path, monkeypatch, *tiny_cache_args, *resume)
     assert_same_training_state(uninterrupted, tmp_path)
 
 
 def test_resume_from_an_epoch_end_checkpoint_is_bit_identical(
     uninterrupted: Path,
     tmp_path: Path,
-    tmp_path_factory: pytest.TempPathFactory,
+    tiny_cache_args: list[str],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    fit(tmp_path, monkeypatch, *shared(tmp_path_factory), "--trainer.max_epochs", "2")
+    fit(tmp_path, monkeypatch, *tiny_cache_args, "--trainer.max_epochs", "2")
     loader = load(tmp_path / "checkpoints" / "last.ckpt")["loops"]["fit_loop"]["state_dict"]
     assert loader["combined_loader"][0]["batches"] == STEPS_PER_EPOCH
-    fit(tmp_path, monkeypatch, *shared(tmp_path_factory), "--ckpt_path", "checkpoints/last.ckpt")
+    fit(tmp_path, monkeypatch, *tiny_cache_args, "--ckpt_path", "checkpoints/last.ckpt")
     assert_same_training_state(uninterrupted, tmp_path)
 
 
@@ -192,11 +175,11 @@ def spec(cls: type, **init_args: Any) -> str:
     return f"--trainer.callbacks+={json.dumps({'class_path': path, 'init_args': init_args})}"
 
 
-def console_fit(run: Path, tmp_path_factory: pytest.TempPathFactory, *args: str) -> Any:
+def console_fit(run: Path, tiny_cache_args: list[str], *args: str) -> Any:
     """`saelight fit` of the tiny config in `run`, through the console script."""
     path = os.pathsep.join([str(TESTS), os.environ.get("PYTHONPATH", "")])
     cmd = [SAELIGHT, "fit", "--config", str(CONFIG), "--trainer.default_root_dir", "."]
-    cmd += [*shared(tmp_path_factory), *args]
+    cmd += [*tiny_cache_args, *args]
     env = {**os.environ, "PYTHONPATH": path}
     return subprocess.run(cmd, cwd=run, env=env, capture_output=True, text=True, timeout=300)
 
@@ -212,7 +195,7 @@ def test_standard_callbacks_save_last_ckpt_on_the_shipped_interval() -> None:
 def test_fit_killed_resumes_from_an_interval_checkpoint_bit_identical(
     uninterrupted: Path,
     tmp_path: Path,
-    tmp_path_factory: pytest.TempPathFactory,
+    tiny_cache_args: list[str],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """RunCheckpoint as the standard callbacks ship it, its interval lowered from 10 minutes to
@@ -223,13 +206,13 @@ def test_fit_killed_resumes_from_an_interval_checkpoint_bit_identical(
     interval_s, per_batch_s, kill_step = 2.0, 0.4, 3 * STEPS_PER_EPOCH - 1
     checkpoint = spec(RunCheckpoint, dirpath="steps", every_minutes=interval_s / 60)
     slow, kill = spec(Slow, seconds=per_batch_s), spec(KillAt, step=kill_step)
-    done = console_fit(tmp_path, tmp_path_factory, checkpoint, slow, kill)
+    done = console_fit(tmp_path, tiny_cache_args, checkpoint, slow, kill)
     assert done.returncode == -signal.SIGKILL, done.stderr[-3000:]
     step = load(tmp_path / "steps" / "last.ckpt")["global_step"]
     batches_per_interval = math.ceil(interval_s / per_batch_s)
     assert kill_step - batches_per_interval <= step < kill_step, (step, done.stderr[-2000:])
 
-    fit(tmp_path, monkeypatch, *shared(tmp_path_factory), "--ckpt_path", "last", checkpoint)
+    fit(tmp_path, monkeypatch, *tiny_cache_args, "--ckpt_path", "last", checkpoint)
     assert_same_training_state(uninterrupted, tmp_path)
 
 
@@ -238,13 +221,13 @@ def test_signal_saves_last_ckpt_exits_nonzero_and_resumes_bit_identical(
     signum: int,
     uninterrupted: Path,
     tmp_path: Path,
-    tmp_path_factory: pytest.TempPathFactory,
+    tiny_cache_args: list[str],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """The tiny config's plain ModelCheckpoint (last.ckpt only at the end): the signal alone
     makes the run save, at the end of the batch it arrived in."""
     step = STEPS_PER_EPOCH + 1
-    done = console_fit(tmp_path, tmp_path_factory, spec(SignalAt, step=step, signum=int(signum)))
+    done = console_fit(tmp_path, tiny_cache_args, spec(SignalAt, step=step, signum=int(signum)))
     assert done.returncode == 128 + signum, done.stderr[-3000:]
     name = signal.Signals(signum).name
     saved = f"{name} received: saved {tmp_path / 'checkpoints' / 'last.ckpt'} at step {step + 1}"
@@ -252,5 +235,5 @@ def test_signal_saves_last_ckpt_exits_nonzero_and_resumes_bit_identical(
     assert load(tmp_path / "checkpoints" / "last.ckpt")["global_step"] == step + 1
     assert not list((tmp_path / "checkpoints").glob(".*tmp*"))  # the atomic write's temp file
 
-    fit(tmp_path, monkeypatch, *shared(tmp_path_factory), "--ckpt_path", "last")
+    fit(tmp_path, monkeypatch, *tiny_cache_args, "--ckpt_path", "last")
     assert_same_training_state(uninterrupted, tmp_path)

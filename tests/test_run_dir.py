@@ -40,19 +40,6 @@ class FailInSanityCheck(L.Callback):
         raise ValueError("late start-up failure")
 
 
-def shared(tmp_path_factory: pytest.TempPathFactory) -> list[str]:
-    """The tiny cache and backbone of this session (built on first use, as test_resume does)."""
-    base = tmp_path_factory.getbasetemp()
-    args = [
-        "--data.cache.directory",
-        str(base / "tiny_cache"),
-        "--data.cache.backbone.init_args.save_dir",
-        str(base / "tiny_models"),
-    ]
-    main(["cache", "--config", str(CONFIG), "--trainer.default_root_dir", str(base), *args])
-    return args
-
-
 def callback(cls: type, **init_args: Any) -> str:
     spec = {"class_path": f"test_run_dir.{cls.__name__}", "init_args": init_args}
     return f"--trainer.callbacks+={json.dumps(spec)}"
@@ -70,17 +57,17 @@ def saelight(cwd: Path, *args: str, **popen: Any) -> Any:
     return subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=300)
 
 
-def fit_args(tmp_path_factory: pytest.TempPathFactory, *args: str) -> list[str]:
+def fit_args(tiny_cache_args: list[str], *args: str) -> list[str]:
     return ["fit", "--config", str(CONFIG), "--trainer.default_root_dir", ".", *args,
-            *shared(tmp_path_factory)]  # fmt: skip
+            *tiny_cache_args]  # fmt: skip
 
 
 def test_a_second_fit_on_a_run_directory_stops_naming_the_holder(
-    tmp_path: Path, tmp_path_factory: pytest.TempPathFactory
+    tmp_path: Path, tiny_cache_args: list[str]
 ) -> None:
     first = saelight(
         tmp_path,
-        *fit_args(tmp_path_factory, callback(Hold, seconds=120)),
+        *fit_args(tiny_cache_args, callback(Hold, seconds=120)),
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
@@ -90,7 +77,7 @@ def test_a_second_fit_on_a_run_directory_stops_naming_the_holder(
             assert first.poll() is None, "the first fit ended before training started"
             assert time.monotonic() < deadline, "the first fit never started training"
             time.sleep(0.5)
-        second = saelight(tmp_path, *fit_args(tmp_path_factory))
+        second = saelight(tmp_path, *fit_args(tiny_cache_args))
         assert second.returncode == 2, second.stderr[-3000:]
         lines = second.stderr.strip().splitlines()
         assert lines[-1].startswith("saelight: error: run directory"), second.stderr[-3000:]
@@ -105,22 +92,22 @@ def test_a_second_fit_on_a_run_directory_stops_naming_the_holder(
 
 
 def test_a_fit_failing_its_start_up_checks_writes_no_config(
-    tmp_path: Path, tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, tiny_cache_args: list[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.chdir(tmp_path)
     monkeypatch.syspath_prepend(str(TESTS))
     with pytest.raises(ValueError, match="late start-up failure"):
-        main(fit_args(tmp_path_factory, callback(FailInSanityCheck)))
+        main(fit_args(tiny_cache_args, callback(FailInSanityCheck)))
     assert not list(tmp_path.rglob("config.yaml"))
     RunLock(tmp_path).acquire().release()  # released although the fit failed in-process
 
 
 def test_saelight_test_scores_a_finished_run(
-    tmp_path: Path, tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, tiny_cache_args: list[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A run with the standard loggers (config.yaml at the run's root), then `saelight test`."""
     monkeypatch.chdir(tmp_path)
-    main([*fit_args(tmp_path_factory), "--trainer.logger", "null", "--trainer.max_epochs", "1"])
+    main([*fit_args(tiny_cache_args), "--trainer.logger", "null", "--trainer.max_epochs", "1"])
     config = (tmp_path / "config.yaml").read_text()
     ckpt = tmp_path / "checkpoints" / "last.ckpt"
     done = saelight(tmp_path, "test", "--config", "config.yaml", "--ckpt_path", str(ckpt))

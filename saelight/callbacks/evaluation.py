@@ -9,20 +9,20 @@ from typing import Any, Literal
 
 import lightning as L
 
-from saelight.cache.format import TEST_HEAD
-from saelight.cache.reader import CacheReader
 from saelight.callbacks.generation import run_generation
 from saelight.callbacks.loggers import activation_datamodule, wandb_run
-from saelight.evaluation.held_out import HeldOutSplits, best_or_live, grid_saes
+from saelight.evaluation.held_out import (
+    HeldOutSplits,
+    cache_protocol,
+    fast_probe_accuracies,
+    grid_saes,
+    saes_by_layer,
+    split_names,
+)
 from saelight.evaluation.layer import (
-    SPLIT_NAMES,
     EvalOptions,
     SplitData,
-    encode,
     evaluate_layer,
-    label_arrays,
-    probe_labels,
-    run_probe,
 )
 from saelight.evaluation.results import probe_acc_key, write_results
 from saelight.evaluation.seeds import tag_seeds
@@ -30,7 +30,6 @@ from saelight.io.defaults import K_ABLATE, MAX_ROWS, SPLICE_SPLIT
 from saelight.io.generation import GENERATION
 from saelight.io.layout import RunLayout
 from saelight.module import SAEModule
-from saelight.sae.base import SAE
 
 log = logging.getLogger(__name__)
 
@@ -121,34 +120,17 @@ class SAEEvaluation(L.Callback):
         self.splice, self.splice_max_clips = splice, splice_max_clips
         self._splits: HeldOutSplits | None = None
 
-    def _protocol(self, reader: CacheReader) -> Literal["saelight", "paper"]:
-        """`protocol`, or the one the cache was built with (caches before it: "saelight")."""
-        return self.protocol or reader.manifest["extraction"].get("protocol", "saelight")
-
     def _options(self, trainer: L.Trainer) -> EvalOptions:
         """The options with the protocol resolved against the run's cache."""
-        protocol = self._protocol(trainer.datamodule.open_reader())
-        return dataclasses.replace(self.opts, protocol=protocol)
-
-    def _split_names(self, reader: CacheReader) -> tuple[str, ...]:
-        """train, val, test, and `TEST_HEAD` (the paper's probe rows) under protocol "paper"."""
-        if self._protocol(reader) != "paper":
-            return SPLIT_NAMES
-        if len(reader.split_rows(TEST_HEAD)):
-            return (*SPLIT_NAMES, TEST_HEAD)
-        log.info(
-            "SAEEvaluation(protocol=paper): cache %s holds no test_head rows (built without "
-            "data.cache.protocol: paper), so the probes are scored on whole test files",
-            reader.directory,
-        )
-        return SPLIT_NAMES
+        protocol = cache_protocol(trainer.datamodule.open_reader(), self.protocol)
+        return dataclasses.replace(self.opts, protocol=protocol)  # type: ignore[arg-type]
 
     def _held_out(self, trainer: L.Trainer) -> HeldOutSplits:
         """The run's held-out splits (`evaluation.held_out`), read once per callback."""
         if self._splits is None:
             self._splits = HeldOutSplits(
                 trainer.datamodule.open_reader(),
-                self._split_names(trainer.datamodule.open_reader()),
+                split_names(trainer.datamodule.open_reader(), self.protocol),
                 self.max_rows,
                 self.opts.seed,
                 drop_nonfinite=getattr(trainer.lightning_module, "nonfinite", "error") == "skip",
@@ -167,12 +149,11 @@ class SAEEvaluation(L.Callback):
             metrics: dict[str, float] = {}
             for e in pl_module.grid:
                 splits = self._layer_splits(trainer, e.layer_pos)
-                labels = probe_labels(splits, self.opts.labels)
-                codes = {s: encode(pl_module.sae(e), splits[s].sae_input()) for s in SPLIT_NAMES}
-                for label in labels:
-                    y = label_arrays(splits, label)
-                    result = run_probe("logistic", codes, y, self.opts.seed)
-                    metrics[f"{e.prefix}/val/{probe_acc_key(label)}"] = result.val_accuracy
+                accuracies = fast_probe_accuracies(
+                    pl_module.sae(e), splits, self.opts.labels, self.opts.seed
+                )
+                for label, accuracy in accuracies.items():
+                    metrics[f"{e.prefix}/val/{probe_acc_key(label)}"] = accuracy
             for logger in trainer.loggers:
                 logger.log_metrics(metrics, step=trainer.global_step)
         trainer.strategy.barrier()
@@ -238,10 +219,9 @@ class SAEEvaluation(L.Callback):
                 "data.centre_positions back yet"
             )
             return
-        saes: dict[int, dict[str, tuple[SAE, float | None]]] = {}
-        for e in pl_module.grid:
-            sae = best_or_live(e, pl_module.sae(e), layout)
-            saes.setdefault(e.layer, {})[e.key] = (sae, e.sparsity)
+        saes = saes_by_layer(
+            pl_module.grid, {e.key: pl_module.sae(e) for e in pl_module.grid}, layout
+        )
         # `saelight splice`'s defaults, so both paths write the same splice.json.
         payload = splice_run(
             dm.cache,

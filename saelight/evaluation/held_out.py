@@ -14,9 +14,17 @@ from collections.abc import Iterable
 
 import numpy as np
 
+from saelight.cache.format import TEST_HEAD
 from saelight.cache.reader import CacheReader
 from saelight.data.row_stats import RowStats
-from saelight.evaluation.layer import SplitData
+from saelight.evaluation.layer import (
+    SPLIT_NAMES,
+    SplitData,
+    encode,
+    label_arrays,
+    probe_labels,
+    run_probe,
+)
 from saelight.grid import GridEntry
 from saelight.io.layout import RunLayout
 from saelight.sae.base import SAE
@@ -111,3 +119,43 @@ def grid_saes(
             saes[name] = variant
             sparsities[name] = e.sparsity if not suffix else variant.target_sparsity
     return saes, sparsities
+
+
+def cache_protocol(reader: CacheReader, protocol: str | None) -> str:
+    """`protocol`, or the one the cache was built with (caches before it: "saelight")."""
+    return protocol or reader.manifest["extraction"].get("protocol", "saelight")
+
+
+def split_names(reader: CacheReader, protocol: str | None) -> tuple[str, ...]:
+    """train, val, test, and `TEST_HEAD` (the paper's probe rows) under protocol "paper"."""
+    if cache_protocol(reader, protocol) != "paper":
+        return SPLIT_NAMES
+    if len(reader.split_rows(TEST_HEAD)):
+        return (*SPLIT_NAMES, TEST_HEAD)
+    log.info(
+        "SAEEvaluation(protocol=paper): cache %s holds no test_head rows (built without "
+        "data.cache.protocol: paper), so the probes are scored on whole test files",
+        reader.directory,
+    )
+    return SPLIT_NAMES
+
+
+def fast_probe_accuracies(
+    sae: SAE, splits: dict[str, SplitData], labels: list[str] | None, seed: int
+) -> dict[str, float]:
+    """{label: validation accuracy} of logistic probes on `sae`'s codes (the in-fit check)."""
+    codes = {s: encode(sae, splits[s].sae_input()) for s in SPLIT_NAMES}
+    return {
+        label: run_probe("logistic", codes, label_arrays(splits, label), seed).val_accuracy
+        for label in probe_labels(splits, labels)
+    }
+
+
+def saes_by_layer(
+    entries: Iterable[GridEntry], live: dict[str, SAE], layout: RunLayout
+) -> dict[int, dict[str, tuple[SAE, float | None]]]:
+    """{layer: {export key: (best-or-live SAE, grid sparsity)}}: what splice takes."""
+    out: dict[int, dict[str, tuple[SAE, float | None]]] = {}
+    for e in entries:
+        out.setdefault(e.layer, {})[e.key] = (best_or_live(e, live[e.key], layout), e.sparsity)
+    return out

@@ -12,8 +12,9 @@ import io
 import os
 import re
 import shutil
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 TMP_MARK = ".tmp"
 OLD_MARK = ".old"
@@ -21,20 +22,26 @@ LEFTOVER = re.compile(r"\..+(?:\.tmp|\.old)(?P<pid>\d+)")
 """The name of a temp file or folder of this module: `.<name>.tmp<pid>` or `.<name>.old<pid>`."""
 
 
-def atomic_write_bytes(path: str | Path, data: bytes) -> None:
-    """Write `data` to `path` atomically, creating parent folders."""
+def atomic_write(path: str | Path, write: Callable[[BinaryIO], Any]) -> None:
+    """Replace `path` atomically with what `write(file)` writes (a temp file beside it, flushed,
+    fsynced, renamed; removed if anything fails), creating parent folders."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}{TMP_MARK}{os.getpid()}")
     try:
         with open(tmp, "wb") as f:
-            f.write(data)
+            write(f)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+
+
+def atomic_write_bytes(path: str | Path, data: bytes) -> None:
+    """Write `data` to `path` atomically, creating parent folders."""
+    atomic_write(path, lambda f: f.write(data))
 
 
 def atomic_write_text(path: str | Path, text: str) -> None:
