@@ -46,6 +46,7 @@ class CacheReader:
             )
         self.manifest: dict[str, Any] = manifest
         self._memmaps: dict[tuple[int, int], np.ndarray] = {}
+        self._columns: dict[str, Any] = {}  # name -> pyarrow ChunkedArray
         self.layers: list[int] = list(manifest["layers"])
         self.dim: int = int(manifest["dim"])
         self.storage_dtype: str = manifest["extraction"]["storage_dtype"]
@@ -88,12 +89,50 @@ class CacheReader:
             )
         return meta
 
+    def _arrow_column(self, name: str) -> Any:
+        """One metadata column as a pyarrow ChunkedArray (None if absent), read alone."""
+        if name not in self._columns:
+            import pyarrow as pa
+            import pyarrow.parquet as pq
+
+            meta = self.directory / "meta"
+            files = [meta / shard_name(s["index"], ".parquet") for s in self.shards]
+            if not files or name not in pq.read_schema(files[0]).names:
+                return None
+            chunks = [pq.read_table(f, columns=[name]).column(0) for f in files]
+            column = pa.chunked_array([c for part in chunks for c in part.chunks], chunks[0].type)
+            if len(column) != len(self):
+                raise CacheCorruptError(
+                    f"cache {self.directory}: metadata rows do not match the manifest"
+                )
+            self._columns[name] = column
+        return self._columns[name]
+
+    def column(self, name: str) -> np.ndarray | None:
+        """A numeric metadata column in row order (None if the cache has no such column), read
+        alone from the parquet files unless the full table is loaded already: the training path
+        needs only `split` and `frame`, and the whole table (strings per row, ~70 B/row) would
+        stay resident through every epoch of a 2M-row cache."""
+        if "metadata" in self.__dict__:
+            meta = self.metadata
+            return meta[name].to_numpy() if name in meta else None
+        column = self._arrow_column(name)
+        return None if column is None else column.to_numpy()
+
     def label_names(self) -> list[str]:
         return label_names(self.metadata.columns)
 
     def split_rows(self, split: str) -> np.ndarray:
-        """Row indices of a split, sorted."""
-        return np.flatnonzero(self.metadata["split"].to_numpy() == split)
+        """Row indices of a split, sorted. Compared as a column: `to_numpy()` of a string column
+        builds one Python object per row (~120 MB of peak RSS at 2M rows)."""
+        if "metadata" in self.__dict__:
+            return np.flatnonzero((self.metadata["split"] == split).to_numpy(dtype=bool))
+        import pyarrow.compute as pc
+
+        column = self._arrow_column("split")
+        if column is None:
+            raise CacheCorruptError(f"cache {self.directory}: metadata has no split column")
+        return np.flatnonzero(pc.equal(column, split).to_numpy())
 
     def shard_array(self, shard: int, layer: int) -> np.ndarray:
         key = (shard, layer)

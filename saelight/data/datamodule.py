@@ -159,7 +159,7 @@ class ActivationDataModule(L.LightningDataModule):
             )
             log.warning("%s (%s%s)", line, action, tip)
         if self.centre_positions:
-            self._frames = torch.from_numpy(self.reader.metadata["frame"].to_numpy())
+            self._frames = torch.from_numpy(self.reader.column("frame"))
         trainer = self.trainer
         if trainer is not None and trainer.is_global_zero and self.row_stats.report is not None:
             self.row_stats.save(RunLayout.of_trainer(trainer).row_stats)

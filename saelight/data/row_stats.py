@@ -160,8 +160,8 @@ def measure(
         max_norm_multiple: see `RowStats`.
         centre_positions: subtract each frame position's mean (frame caches only).
     """
-    meta = reader.metadata
-    frames = meta["frame"].to_numpy()[rows] if "frame" in meta else None
+    frame_column = reader.column("frame")
+    frames = frame_column[rows] if frame_column is not None else None
     if frames is not None and (frames < 0).all():
         frames = None  # clip pooling: one row per crop, no positions
     stats = RowStats(layers=list(reader.layers), median_norm=np.ones(len(reader.layers)))

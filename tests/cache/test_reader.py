@@ -54,3 +54,25 @@ def test_a_large_cache_releases_its_pages_and_reads_the_same(  # noqa: ANN001
     rows = np.array([5, 0, 8, 3])
     np.testing.assert_array_equal(large.read(rows), small.read(rows))
     assert released  # every shard block it read from was released
+
+
+def test_the_training_path_reads_split_and_frame_without_the_metadata_table(  # noqa: ANN001
+    write_cache,
+) -> None:
+    """`split_rows` and `column` read one parquet column each: the per-row string table (~70 B
+    a row) stays unloaded through training, and both agree with the table once it is loaded."""
+    reader = write_cache(10, 4)
+    fresh = CacheReader(reader.directory)
+    rows, frames = fresh.split_rows("train"), fresh.column("row")
+    assert "metadata" not in fresh.__dict__
+    assert fresh.column("no_such_column") is None
+    meta = reader.metadata
+    np.testing.assert_array_equal(rows, np.flatnonzero(meta["split"].to_numpy() == "train"))
+    np.testing.assert_array_equal(frames, meta["row"].to_numpy())
+    np.testing.assert_array_equal(reader.column("row"), frames)  # the loaded table's column
+    assert fresh.split_rows("test").tolist() == []
+    manifest = json.loads((reader.directory / "manifest.json").read_text())
+    manifest["n_rows"] += 1
+    (reader.directory / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(CacheCorruptError, match="metadata rows do not match the manifest"):
+        CacheReader(reader.directory).split_rows("train")
