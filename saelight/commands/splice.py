@@ -11,7 +11,13 @@ from pathlib import Path
 from typing import Any
 
 from saelight.commands.saved_run import load_cache
-from saelight.io.defaults import EVAL_SEED, K_ABLATE, SCORE_OUTPUT_HEAD, SPLICE_SPLIT
+from saelight.io.defaults import (
+    EFFECT_LATENTS,
+    EVAL_SEED,
+    K_ABLATE,
+    SCORE_OUTPUT_HEAD,
+    SPLICE_SPLIT,
+)
 from saelight.io.errors import SaelightError
 from saelight.io.layout import RunLayout
 
@@ -25,6 +31,7 @@ def splice(
     k_ablate: int = K_ABLATE,
     seed: int = EVAL_SEED,
     output_head: bool = SCORE_OUTPUT_HEAD,
+    effect_latents: int = EFFECT_LATENTS,
     wandb: bool = False,
 ) -> None:
     """Splice a frame-level run's SAEs into the backbone: downstream fidelity, probes, ablations.
@@ -50,6 +57,9 @@ def splice(
         seed: seed of the clip subset, the probe folds and the control latents.
         output_head: score the checkpoint's output head when it has one (`--no_output_head`:
             later-layer fidelity only; the head model is loaded beside the encoder).
+        effect_latents: with an output head, this many of each SAE's best label detectors are
+            also ablated one at a time and their output effect (ΔCE, KL, top-1 drop) scored;
+            0 skips them. The run's explorer cards show these effects.
         wandb: also log the `splice/fidelity` and `splice/ablation` tables and the
             `splice/figure` image to a new W&B run (job_type splice, under the output folder;
             WANDB_MODE, default offline).
@@ -70,8 +80,9 @@ def splice(
         layer = saes.setdefault(int(cfg["layer"]), {})
         layer[path.name] = (SAE.from_pretrained(path), cfg.get("grid_sparsity"))
     spliced = splice_run(
-        cache, saes, split, max_clips, labels, k_ablate, seed, output_head=output_head
-    )
+        cache, saes, split, max_clips, labels, k_ablate, seed,
+        output_head=output_head, effect_latents=effect_latents,
+    )  # fmt: skip
     payload = {"run": str(run), **spliced}
     folder = Path(out) if out else layout.splice
     write_splice(folder, payload, backbone_title(cache))

@@ -35,7 +35,9 @@ from torch import Tensor
 
 from saelight.backbones.heads import OutputHead
 from saelight.backbones.hf import HFBackbone
+from saelight.evaluation.output_effects import ablation_variants, effects_summary, per_clip
 from saelight.evaluation.splice import SpliceHook, sae_replace
+from saelight.io.defaults import EFFECT_LATENTS, EVAL_SEED
 from saelight.io.errors import SaelightError
 
 Replace = Callable[[Tensor], Tensor]
@@ -50,20 +52,36 @@ def normalise_text(text: str) -> str:
 
 
 class Tally:
-    """Summable output statistics of one variant against the clean run."""
+    """Summable output statistics of one variant against the clean run, in total and per clip."""
 
     def __init__(self) -> None:
         self.kl = self.ce = self.top1 = self.top5 = 0.0
         self.n = self.clips = 0
         self.texts: list[str] = []
+        self._per_clip: dict[str, list[np.ndarray]] = {"ce": [], "kl": [], "rows": []}
 
-    def update(self, clean: Tensor, out: Tensor, target: Tensor) -> None:
-        """clean, out: (n, V) logits at the valid positions; target: (n,) clean predictions."""
+    def update(self, clean: Tensor, out: Tensor, target: Tensor, clips: Tensor) -> None:
+        """clean, out: (n, V) logits at the valid positions; target: (n,) clean predictions;
+        clips: (n,) the held-out index of each position's clip."""
         log_p, log_q = F.log_softmax(clean.double(), -1), F.log_softmax(out.double(), -1)
-        self.kl += float((log_p.exp() * (log_p - log_q)).sum())
-        self.ce += float(-log_q.gather(1, target[:, None]).sum())
+        kl = (log_p.exp() * (log_p - log_q)).sum(-1)
+        ce = -log_q.gather(1, target[:, None])[:, 0]
+        self.kl += float(kl.sum())
+        self.ce += float(ce.sum())
         self.top1 += float((out.argmax(-1) == target).sum())
         self.n += len(target)
+        size = int(clips.max()) + 1 if len(clips) else 0
+        for key, values in (("ce", ce), ("kl", kl), ("rows", torch.ones_like(ce))):
+            self._per_clip[key].append(per_clip(values, clips, size))
+
+    def clip_sums(self, key: str) -> tuple[np.ndarray, np.ndarray]:
+        """((clips,) per-clip sums of `key` ("ce" or "kl"), (clips,) positions per clip)."""
+        size = max((len(a) for a in self._per_clip["rows"]), default=0)
+        total = {k: np.zeros(size) for k in (key, "rows")}
+        for k in total:
+            for part in self._per_clip[k]:
+                total[k][: len(part)] += part
+        return total[key], total["rows"]
 
     def result(self) -> dict[str, float]:
         n = max(self.n, 1)
@@ -81,8 +99,12 @@ def output_fidelity(
     waves: list[np.ndarray],
     mean: Tensor | None = None,
     max_new_tokens: int = MAX_NEW_TOKENS,
+    sets: dict[str, list[dict[str, Any]]] | None = None,
+    effect_latents: int = EFFECT_LATENTS,
+    seed: int = EVAL_SEED,
 ) -> dict[str, Any]:
-    """Output KL, CE recovered, agreement and transcripts of `saes` spliced in at `layer`.
+    """Output KL, CE recovered, agreement and transcripts of `saes` spliced in at `layer`, and
+    the output effect of ablating latents (`output_effects`).
 
     Args:
         backbone: the encoder the SAEs were trained on (its family prepares the inputs).
@@ -94,11 +116,16 @@ def output_fidelity(
         mean: (D,) the mean-ablation vector (default: the mean valid row of layer L over
             `waves`, from one clean pass).
         max_new_tokens: greedy decoding cap (Whisper).
+        sets: {SAE name: `ablation.latent_sets` entries (label, value, kind, latents)}: each
+            set is ablated (set ablations get transcripts) and its top latents one by one.
+        effect_latents: single latents ablated per SAE (`output_effects.single_latents`).
+        seed: seeds the bootstrap resamples of the top-vs-random gaps.
 
     Returns:
         JSON-able dict: kind, architecture, clean ({ce}), mean (the variant's scores), saes
         ({name: kl, ce, ce_recovered, top1_agreement, [top5_agreement], [wer, cer],
-        error_term_kl}), examples (first clips' clean and spliced transcripts).
+        error_term_kl, and with `sets` latent_effects and ablation (`effects_summary`)}),
+        examples (first clips' clean and spliced transcripts).
     """
     if not 0 <= layer < backbone.num_layers:
         raise SaelightError(f"output scoring splices layers 0..{backbone.num_layers - 1}")
@@ -108,7 +135,20 @@ def output_fidelity(
         if mean is None:
             mean = _layer_mean(backbone, head, hook, waves)
         mean = mean.to(backbone.device)
-        return _splice_outputs(backbone, head, hook, saes, waves, mean, max_new_tokens)
+        extra, singles = ablation_variants(saes, sets or {}, effect_latents, backbone.device)
+        variants, tallies = _splice_outputs(
+            backbone, head, hook, saes, waves, mean, max_new_tokens, extra
+        )
+        summary = _summary(head, saes, tallies)
+        texts = head.kind != "classifier"
+
+        def errors(variant: str) -> dict[str, float | None]:
+            return transcript_errors(tallies["clean"].texts, tallies[variant].texts)
+
+        effects = effects_summary(tallies, sets or {}, singles, seed, errors if texts else None)
+        for name, row in effects.items():
+            summary["saes"][name].update(row)
+        return summary
     finally:
         handle.remove()
 
@@ -139,20 +179,24 @@ def _splice_outputs(
     waves: list[np.ndarray],
     mean: Tensor,
     max_new_tokens: int,
-) -> dict[str, Any]:
-    """The variants' passes (the hook is attached), summarised."""
+    ablations: dict[str, Replace],
+) -> tuple[dict[str, Replace | None], dict[str, Tally]]:
+    """The variants' passes (the hook is attached): their tallies. Single-latent ablations
+    (`|latent<j>`) are scored without greedy transcripts (one decode per step is the cost)."""
     variants: dict[str, Replace | None] = {"clean": None, "mean": lambda r: mean.expand_as(r)}
     for name, sae in saes.items():
         variants[f"{name}|sae"] = sae_replace(sae, error=False)
         variants[f"{name}|sae+error"] = sae_replace(sae)
+    variants.update(ablations)
     tallies = {name: Tally() for name in variants}
     for chunk in backbone.plan_batches([len(w) for w in waves]):
         part = [waves[i] for i in chunk]
         hook.lengths = [len(w) for w in part]
         inputs = {k: v.to(backbone.device) for k, v in backbone.family.features(part).items()}
+        clips = torch.as_tensor(chunk, dtype=torch.long, device=backbone.device)
         with torch.inference_mode():
-            _score_chunk(backbone, head, hook, inputs, variants, tallies, max_new_tokens)
-    return _summary(head, saes, tallies)
+            _score_chunk(backbone, head, hook, inputs, clips, variants, tallies, max_new_tokens)
+    return variants, tallies
 
 
 def _score_chunk(
@@ -160,6 +204,7 @@ def _score_chunk(
     head: OutputHead,
     hook: SpliceHook,
     inputs: dict[str, Tensor],
+    clips: Tensor,
     variants: dict[str, Replace | None],
     tallies: dict[str, Tally],
     max_new_tokens: int,
@@ -180,10 +225,13 @@ def _score_chunk(
         tokens, lengths = greedy_decode(head, clean, max_new_tokens)
         clean_logits, valid = teacher_forced(head, clean, tokens, lengths)
         target = tokens[:, 1:][valid]
+        at = clips[:, None].expand_as(valid)[valid]
         for name, replace in variants.items():
             encoded = clean if replace is None else run(replace)
             logits, _ = teacher_forced(head, encoded, tokens, lengths)
-            tallies[name].update(clean_logits[valid], logits[valid], target)
+            tallies[name].update(clean_logits[valid], logits[valid], target, at)
+            if "|latent" in name:
+                continue
             ids, n = greedy_decode(head, encoded, max_new_tokens) if replace else (tokens, lengths)
             tallies[name].texts += [
                 head.decode_tokens(row[1:k].tolist()) for row, k in zip(ids, n, strict=True)
@@ -191,9 +239,10 @@ def _score_chunk(
         return
     valid = _valid_positions(backbone, head, hook.lengths, clean)
     target = clean.argmax(-1)[valid]
+    at = clips if valid.ndim == 1 else clips[:, None].expand_as(valid)[valid]
     for name, replace in variants.items():
         logits = clean if replace is None else run(replace)
-        tallies[name].update(clean[valid], logits[valid], target)
+        tallies[name].update(clean[valid], logits[valid], target, at)
         if head.kind == "classifier":
             top5 = logits.topk(min(5, logits.shape[-1]), -1).indices
             tallies[name].top5 += float((top5 == target[:, None]).any(-1).sum())

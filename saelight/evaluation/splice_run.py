@@ -5,7 +5,7 @@ Decodes the held-out clips through the cache's own loader (`ActivationCache.segm
 same resampling, validation and crops as extraction) and runs `splice_fidelity` once per spliced
 layer (every SAE of that layer shares the clean and mean-ablation passes). Forward passes per
 batch of clips: 2 clean + 1 mean + n_sae × (2 + 2 × label values), the last term only with
-`k_ablate` > 0.
+`k_ablate` > 0; with an output head, as many head passes again plus `effect_latents` per SAE.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ import yaml
 from saelight.audio.base import SPLITS, BadAudioError, Clip
 from saelight.cache.build import ActivationCache
 from saelight.evaluation.splice import splice_fidelity
-from saelight.io.defaults import SCORE_OUTPUT_HEAD
+from saelight.io.defaults import EFFECT_LATENTS, SCORE_OUTPUT_HEAD
 from saelight.io.errors import SaelightError
 from saelight.io.layout import RunLayout
 from saelight.io.progress import progress
@@ -93,6 +93,7 @@ def splice_run(
     k_ablate: int,
     seed: int,
     output_head: bool = SCORE_OUTPUT_HEAD,
+    effect_latents: int = EFFECT_LATENTS,
 ) -> dict[str, Any]:
     """The splice.json payload (all but "run") of `saes` ({layer: {name: (SAE, grid sparsity)}})
     on the cache's held-out clips: the one core of `saelight splice` and
@@ -113,7 +114,14 @@ def splice_run(
             cache.backbone, models, layer, waves, clip_labels,
             k_ablate=k_ablate, seed=seed, progress=bar,
         )  # fmt: skip
-        result["output"] = _output(cache.backbone, head, models, layer, waves, output_head)
+        keys = ("label", "value", "kind", "latents")
+        sets = {
+            name: [{k: s[k] for k in keys} for s in row["ablation"]]
+            for name, row in result["saes"].items()
+        }
+        result["output"] = _output(
+            cache.backbone, head, models, layer, waves, output_head, sets, effect_latents, seed
+        )
         if head is not None:
             bar.update(len(waves))
         for name, (sae, sparsity) in saes[layer].items():
@@ -135,14 +143,24 @@ def splice_run(
         "k_ablate": k_ablate,
         "seed": seed,
         "output_head": head.architecture if head is not None else None,
+        "effect_latents": effect_latents if head is not None else 0,
         "layers": results,
     }
 
 
 def _output(
-    backbone: Any, head: Any, saes: dict[str, Any], layer: int, waves: list[Any], wanted: bool
+    backbone: Any,
+    head: Any,
+    saes: dict[str, Any],
+    layer: int,
+    waves: list[Any],
+    wanted: bool,
+    sets: dict[str, list[dict[str, Any]]],
+    effect_latents: int,
+    seed: int,
 ) -> dict[str, Any]:
-    """The output-head scores of one spliced layer, or why there are none."""
+    """The output-head scores of one spliced layer (and its latents' ablation effects), or why
+    there are none."""
     if not wanted:
         return {"skipped": "output scoring off (--output_head false)"}
     if head is None:
@@ -152,7 +170,10 @@ def _output(
     from saelight.evaluation.output_splice import output_fidelity
 
     log.info("splice: scoring %s's output with the L%d SAEs in place", head.architecture, layer)
-    return output_fidelity(backbone, head, saes, layer, backbone.prepare_waves(waves))
+    return output_fidelity(
+        backbone, head, saes, layer, backbone.prepare_waves(waves),
+        sets=sets, effect_latents=effect_latents, seed=seed,
+    )  # fmt: skip
 
 
 def _labels(clips: list[Clip], wanted: list[str] | None) -> dict[str, list[str]]:

@@ -17,6 +17,9 @@ SPLICE_SPLIT = "test"
 K_ABLATE = 8
 """Latents ablated per label value by splice (both paths write the same splice.json), and the
 latents `saelight steer --latents label=value` edits."""
+EFFECT_LATENTS = 16
+"""Latents per SAE whose single ablation splice scores on the output head (the best detectors of
+each label value, round robin): one extra forward pass per latent and batch of clips."""
 SCORE_OUTPUT_HEAD = True
 """Splice also scores the model's own output when the checkpoint has a head (Whisper, CTC,
 classifier): it loads the head model beside the encoder."""

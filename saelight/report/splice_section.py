@@ -20,6 +20,7 @@ from typing import Any
 from saelight.evaluation.results import Row
 from saelight.metrics.uncertainty import paired_difference
 from saelight.report.collapse import collapse_reasons
+from saelight.report.output_effect_rows import latent_effect_rows, output_ablation_rows
 from saelight.report.tables import Table
 
 SPLICE_DIR = "splice"
@@ -173,7 +174,11 @@ def splice_tables(
         ("splice_fidelity", "Splice fidelity (SAE reconstruction spliced in)", fidelity_rows),
         ("splice_ablation", "Latent ablation: top-k detectors vs random-k", ablation_rows),
         ("splice_output", "Model output with the SAE in place", output_rows),
-    )
+        ("splice_output_ablation", "Model output: top-k detectors vs random-k ablated",
+         output_ablation_rows),
+        ("splice_latent_effects", "Latents whose ablation moves the model output most",
+         latent_effect_rows),
+    )  # fmt: skip
     for slug, title, build in specs:
         columns, rows = build(payload)
         if rows:
@@ -255,12 +260,18 @@ def splice_parts(
 
 
 def log_splice(run: Any, payload: dict[str, Any], png: Path | None) -> None:
-    """Log `splice/fidelity`, `splice/ablation` and `splice/output` (wandb.Tables of raw values)
-    and `splice/figure` to a W&B run."""
+    """Log `splice/fidelity`, `splice/ablation`, `splice/output`, `splice/output_ablation` and
+    `splice/latent_effects` (wandb.Tables of raw values) and `splice/figure` to a W&B run."""
     import wandb
 
     data: dict[str, Any] = {}
-    builds = (("fidelity", fidelity_rows), ("ablation", ablation_rows), ("output", output_rows))
+    builds = (
+        ("fidelity", fidelity_rows),
+        ("ablation", ablation_rows),
+        ("output", output_rows),
+        ("output_ablation", output_ablation_rows),
+        ("latent_effects", latent_effect_rows),
+    )
     for key, build in builds:
         columns, rows = build(payload)
         if rows:

@@ -68,6 +68,8 @@ def test_documented_head_commands(name: str, tmp_path: Path, wandb_records: Any)
     assert done.returncode == 0, done.stderr[-3000:]
     assert "### Model output with the SAE in place" in done.stdout
     assert f"Model output ({architecture})" in done.stdout
+    assert "### Model output: top-k detectors vs random-k ablated" in done.stdout
+    assert "### Latents whose ablation moves the model output most" in done.stdout
     run = tmp_path / "runs" / "heads" / name
     payload = json.loads((run / "splice" / "splice.json").read_text())
     assert payload["output_head"] == architecture
@@ -77,6 +79,11 @@ def test_documented_head_commands(name: str, tmp_path: Path, wandb_records: Any)
     for row in rows.values():
         assert row["error_term_kl"] == pytest.approx(0.0, abs=1e-9)
         assert row["kl"] >= 0 and 0 <= row["top1_agreement"] <= 1
+        # k_ablate 1: one top and one random latent per label value; each top latent also alone
+        assert {len(a["top"]["latents"]) for a in row["ablation"]} == {1}
+        tops = {j for s in layer["saes"]["L01_topk_s90"]["ablation"] for j in s["latents"]
+                if s["kind"] == "top"}  # fmt: skip
+        assert {e["latent"] for e in row["latent_effects"]} == tops
     if "ctc" not in name:
         return
     (run_file,) = (run / "splice" / "wandb").glob("offline-run-*/run-*.wandb")
@@ -85,6 +92,13 @@ def test_documented_head_commands(name: str, tmp_path: Path, wandb_records: Any)
     column = table["columns"].index("output KL")
     assert {r[0]: r[column] for r in table["data"]} == pytest.approx(
         {n: r["kl"] for n, r in rows.items()}
+    )
+    effects = table_file(run_file, keys["splice/latent_effects"])
+    column = effects["columns"].index("ΔCE")
+    logged_effects = {int(r[2]): r[column] for r in effects["data"]}
+    row = rows["L01_topk_s90"]
+    assert logged_effects == pytest.approx(
+        {e["latent"]: e["delta_ce"] for e in row["latent_effects"][:5]}
     )
     report = saelight("report", str(run), "--no_figures", cwd=tmp_path)
     assert report.returncode == 0, report.stderr[-2000:]

@@ -25,6 +25,7 @@ from transformers import (
 )
 
 from saelight.backbones.hf import HFBackbone
+from saelight.evaluation.output_effects import single_latents
 from saelight.evaluation.output_splice import normalise_text, output_fidelity, transcript_errors
 
 sys.path.insert(0, str(Path(__file__).parents[1] / "backbones"))
@@ -146,3 +147,44 @@ def test_transcript_errors_normalise_and_skip_empty_references() -> None:
     assert errors["wer"] == pytest.approx(1 / 4)  # 1 substitution in 4 reference words
     assert errors["cer"] == pytest.approx(5 / 14)  # "world"->"there": 5 of 11 + 3 chars
     assert transcript_errors(["", " "], ["a", "b"]) == {"wer": None, "cer": None}
+
+
+@pytest.mark.parametrize("kind", sorted(SAVERS))
+def test_latent_ablations_in_delta_form_score_their_own_output_effect(
+    kind: str, tmp_path: Path, waves: list[np.ndarray]
+) -> None:
+    """With the identity 'SAE' a latent is one coordinate of h: ablating none is the clean run
+    (KL and ΔCE exactly 0), ablating every coordinate moves the output most, and the gap's
+    estimate is ΔCE_top − ΔCE_random with an interval around it."""
+    backbone = HFBackbone(str(SAVERS[kind](tmp_path / kind)), layers=[1])
+    head = backbone.output_head()
+    waves = backbone.prepare_waves(waves)
+    d = backbone.hidden_size
+    sets = {
+        "identity": [
+            {"label": "tone", "value": "all", "kind": "top", "latents": list(range(d))},
+            {"label": "tone", "value": "all", "kind": "random", "latents": []},
+            {"label": "tone", "value": "one", "kind": "top", "latents": [3, 5]},
+            {"label": "tone", "value": "one", "kind": "random", "latents": [7, 5]},
+        ]
+    }
+    out = output_fidelity(backbone, head, {"identity": Identity()}, 1, waves, sets=sets)
+    row = out["saes"]["identity"]
+    effects = row["latent_effects"]
+    # round robin over the top sets: 0, 3, 1, 5, 2, 4, 6, ... up to EFFECT_LATENTS (16)
+    assert single_latents(sets["identity"], 5) == [0, 3, 1, 5, 2]
+    assert sorted(e["latent"] for e in effects) == list(range(16))
+    moved = [e["delta_ce"] for e in effects]
+    assert moved == sorted(moved, reverse=True)
+    every, one = row["ablation"]
+    assert (every["value"], one["value"]) == ("all", "one")
+    assert every["random"]["kl"] == 0.0 and every["random"]["delta_ce"] == 0.0
+    assert every["random"]["top1_drop"] == 0.0
+    assert every["top"]["kl"] > 1e-6 and every["top"]["kl"] > one["top"]["kl"]
+    for entry in (every, one):
+        gap = entry["gap"]
+        expected = entry["top"]["delta_ce"] - entry["random"]["delta_ce"]
+        assert gap["estimate"] == pytest.approx(expected, abs=1e-9)
+        assert gap["low"] <= gap["estimate"] <= gap["high"]
+    if kind != "classifier":
+        assert every["random"]["wer"] in (0.0, None) and every["random"]["cer"] in (0.0, None)
