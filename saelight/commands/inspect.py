@@ -1,14 +1,16 @@
 """`saelight inspect`: the latent explorer of a run's exported SAEs (or of one SAE folder).
 
     saelight inspect --run RUN_DIR [--split test] [--top 10] [--out DIR] [--wandb]
-                     [--max_page_mb 20] [--codec flac|opus] [--no_audio]
+                     [--max_page_mb 20] [--codec flac|opus] [--no_audio] [--descriptors]
     saelight inspect --sae SAE_DIR --config CONFIG.yaml [...]
 
 `--run` reads `RUN_DIR/config.yaml` (the resolved config `saelight fit` saved) and every exported
 SAE in `RUN_DIR/saes/<key>/`, and writes `<out>/<key>/` for each (default out: `RUN_DIR/explorer`).
 `--sae` inspects one export; its folder defaults to `<run>/explorer/<key>/` when the export sits
 in a run's `saes/`, else `SAE_DIR/explorer/`. The config supplies the activation cache and its
-audio source; the cache must already exist.
+audio source; the cache must already exist. `--descriptors` first runs the acoustic descriptor
+pass on that cache (once; stored in `<cache>/descriptors/`), so a run fitted without it gets its
+latents named by f0, formants, onsets... too.
 """
 
 from __future__ import annotations
@@ -71,6 +73,7 @@ def inspect(
     wandb: bool = False,
     max_page_mb: float = ExplorerOptions.max_page_mb,
     codec: Literal["flac", "opus"] = ExplorerOptions.codec,
+    descriptors: bool = False,
 ) -> None:
     """Latent explorer of a run's exported SAEs (or of one SAE folder): what each latent detects.
 
@@ -93,6 +96,9 @@ def inspect(
         max_page_mb: cap on each index.html in MB; past it the lower-ranked latents' rows lose
             their audio, then their spectrograms (a note on the page and a log line say so).
         codec: audio codec of the embedded snippets: "flac" (lossless) or "opus" (smaller).
+        descriptors: first compute the acoustic descriptors of every cache row if the cache lacks
+            them (Praat and librosa, as `LatentExplorer(descriptors=True)` does during fit;
+            needs the `descriptors` extra), so latents are named by f0, formants, onsets...
     """
     import torch
 
@@ -113,6 +119,11 @@ def inspect(
     )
     device = device if device != "auto" else ("cuda" if torch.cuda.is_available() else "cpu")
     cache, reader = open_cache(config)
+    if descriptors:
+        from saelight.cache.descriptors import compute_descriptors
+
+        backbone = cache.backbone
+        compute_descriptors(reader, cache.source, backbone.sample_rate, backbone.frame_rate_hz)
     row_stats = None  # the run's position means / outlier rule, applied as in training
     if run is not None and RunLayout.of(run).row_stats.exists():
         from saelight.data.row_stats import RowStats
@@ -144,6 +155,12 @@ def inspect(
             }
             if cfg.get(GENERATION):
                 info[GENERATION] = cfg[GENERATION]
+            effects = None
+            if run is not None:
+                from saelight.explorer.output_effects import output_effect_columns
+
+                splice_json = RunLayout.of(run).splice / "splice.json"
+                effects = output_effect_columns(splice_json, sae_dir.name, layer, sae.d_sae)
             explore_atomically(
                 sae,
                 reader,
@@ -161,6 +178,7 @@ def inspect(
                 max_page_mb=max_page_mb,
                 codec=codec,
                 row_stats=row_stats,
+                latent_columns=effects,
             )
             print(f"explorer {sae_dir.name}: {folder / 'index.html'}")
     finally:

@@ -2,11 +2,12 @@
 
 The pipeline reads top to bottom: stream the split through `sae.encode` into `LatentStats`
 (`analysis.encode_split`), compute selectivity from the sparse codes (`analysis.analyse`), turn
-that into records (`records`), embed the top rows' audio and spectrograms within the page's size
-cap (`media.embed_media`) and write `latents.json`, `latents.parquet`, `labels.json` and
-`index.html`. Every latent also gets its acoustic name, score and positional flag (`naming`),
-from the cache's stored descriptors when the descriptor pass has run. The page is the unit: it
-holds the audio, there is no `audio/` folder.
+that into records (`records`: with each latent's nearest latents, `neighbours`, and rows drawn
+from its activation quantiles, `quantiles`), embed the top rows' audio and spectrograms, then
+the quantile rows', within the page's size cap (`media.embed_media`) and write `latents.json`,
+`latents.parquet`, `labels.json` and `index.html`. Every latent also gets its acoustic name,
+score and positional flag (`naming`), from the cache's stored descriptors when the descriptor
+pass has run. The page is the unit: it holds the audio, there is no `audio/` folder.
 """
 
 from __future__ import annotations
@@ -28,7 +29,9 @@ from saelight.explorer.audio import ClipLoader, Codec
 from saelight.explorer.html import render_page, write_page
 from saelight.explorer.media import PageMedia, embed_media
 from saelight.explorer.naming import latent_names
+from saelight.explorer.neighbours import coactivation_neighbours, decoder_neighbours
 from saelight.explorer.options import ExplorerOptions
+from saelight.explorer.quantiles import quantile_samples
 from saelight.explorer.records import label_ranking, latent_frame, latent_records, row_info
 from saelight.sae.base import SAE
 
@@ -93,8 +96,17 @@ def explore(
     summary = encode_split(sae, reader, layer, rows, top_n, batch_size, row_stats)
     analysis = analyse(summary, meta)
     s = analysis.summary
-    positions = np.unique(s.top_positions[s.top_values > 0])
-    records = latent_records(analysis, row_info(meta, positions))
+    drawn = quantile_samples(s.codes, s.top_positions, s.top_values)
+    shown = np.r_[s.top_positions[s.top_values > 0], drawn.positions[drawn.values > 0]]
+    positions = np.unique(shown)
+    w_dec = sae.W_dec.detach().float().cpu().numpy()
+    records = latent_records(
+        analysis,
+        row_info(meta, positions),
+        cosine=decoder_neighbours(w_dec),
+        coactivation=coactivation_neighbours(s.codes),
+        quantiles=drawn,
+    )
     descriptors = read_descriptors(reader.directory)
     if descriptors is not None:
         descriptors = descriptors.iloc[rows].reset_index(drop=True)
@@ -112,6 +124,7 @@ def explore(
         "top_n": top_n,
         "d_sae": s.d_sae,
         "dead": int((s.fires == 0).sum()),
+        "quantile_bands": drawn.n_bands,
         **(info or {}),
     }
     cap = int(max_page_mb * 1e6)
@@ -131,6 +144,7 @@ def explore(
             max(room, 0),
             codec,
             frame_window_s,
+            drawn=(drawn.positions, drawn.values),
         )
     header["media"] = {**media.summary(), "embedded": audio, "max_page_mb": max_page_mb}
     _flag(records, media)
@@ -157,9 +171,10 @@ def explore(
 
 
 def _flag(records: list[dict[str, Any]], media: PageMedia) -> None:
-    """Mark each top row of latents.json with whether the page holds its audio / thumbnail."""
+    """Mark each top and quantile row of latents.json with whether the page holds its audio /
+    thumbnail."""
     for r in records:
-        for t in r["top"]:
+        for t in (*r["top"], *r.get("quantiles", ())):
             t["audio"] = t["row"] in media.audio
             t["spectrogram"] = t["row"] in media.spectrogram
 

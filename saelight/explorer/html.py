@@ -5,8 +5,11 @@ Everything goes in one `<script type="application/json" id="explorer-data">` blo
 The data is columnar (one array per field, index = latent id), per-latent scalars to 3
 significant digits, scores in [0, 1] and correlations in [-1, 1] as integer thousandths, rows and
 label values as indices into shared tables: about 0.3 kB per latent, so a 16384-latent SAE's
-numbers take about 5 MB. The page's script builds the DOM of one page of latent cards at a
-time (20), whatever d_sae is. Each latent's acoustic name, its score and the positional flag
+numbers take about 5 MB. Each latent's nearest latents (`neighbours`: [id, score in
+thousandths]) and its rows drawn from activation quantiles (`quantiles`: [row index, code,
+band]) add about 0.14 kB per latent, plus a rows-table entry (about 40 bytes) per drawn row not
+shown elsewhere. The page's script builds the DOM of one page of latent cards at a time (20),
+whatever d_sae is. Each latent's acoustic name, its score and the positional flag
 (`naming`) are columns too; the latent box searches them ("f0", "positional") as well as ids.
 Audio (FLAC or Opus) and PNG thumbnails are base64 strings in the same block
 (`media.PageMedia`); players get a `blob:` URL made when their card is drawn. When its
@@ -26,6 +29,7 @@ from typing import Any
 from saelight.explorer.audio import CODECS
 from saelight.explorer.media import PageMedia
 from saelight.explorer.naming import NAME_COLUMNS, SEED_COLUMNS
+from saelight.explorer.output_effects import OUTPUT_EFFECT_COLUMNS
 from saelight.explorer.records import num
 
 TEMPLATE = "page.html"
@@ -138,16 +142,25 @@ def page_data(
             tables.value(name, v)
     columns: dict[str, list[Any]] = {k: [_n(lat.get(k)) for lat in latents] for k in SCALARS}
     columns["fires"] = [lat["fires"] for lat in latents]
-    for key in (*NAME_COLUMNS, *SEED_COLUMNS):
+    for key in (*NAME_COLUMNS, *SEED_COLUMNS, *OUTPUT_EFFECT_COLUMNS):
         if latents and key in latents[0]:
             raw = [lat[key] for lat in latents]
             numeric = key in ("name_score", "name_spearman", "positional", "seed_match")
+            numeric |= key in OUTPUT_EFFECT_COLUMNS
             columns[key] = [_n(x) for x in raw] if numeric else raw
     best, top, values, corr = [], [], [], []
+    drawn: list[list[list[Any]]] = []
+    near: dict[str, list[list[list[Any]]]] = {"cosine": [], "coactivation": []}
     for lat in latents:
         label = lat.get("best_label")
         best.append(tables.value(*label.split("=", 1)) if label else None)
         top.append([[tables.row(t), _n(t["activation"])] for t in lat["top"]])
+        drawn.append(
+            [[tables.row(t), _n(t["activation"]), t["band"]] for t in lat.get("quantiles", ())]
+        )
+        for key, score in (("cosine", "cosine"), ("coactivation", "jaccard")):
+            found = lat.get(f"neighbours_{key}", ())
+            near[key].append([[e["latent"], _m(e[score])] for e in found])
         values.append(_best_values(tables, lat))
         corr.append(
             [
@@ -178,6 +191,8 @@ def page_data(
         "histogram": [lat["histogram"] for lat in latents],
         "best": best,
         "top": top,
+        "quantiles": drawn,
+        "near": near,
         "values": values,
         "corr": corr,
         "labels": tables.labels,

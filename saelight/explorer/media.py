@@ -6,7 +6,8 @@ latent data always goes in; of the room left, thumbnails (and activation curves)
 `THUMBNAIL_SHARE` and audio takes the rest, including whatever the thumbnails leave. Both are
 handed out round-robin by rank: every latent's best row (latents in `order`, best selectivity
 first) before any latent's second-best row, so a cap leaves each latent at least one clip before
-it gives a better latent a second one. A row already embedded for another latent costs nothing
+it gives a better latent a second one; the rows drawn from activation quantiles (`quantiles`)
+come after every top row. A row already embedded for another latent costs nothing
 again. The first item that does not fit closes its kind, so what is left out is always the tail:
 the lower ranks, of the lower-ranked latents first. `PageMedia.summary` says how much was
 dropped; `cap_note` words it for the page's note and the log.
@@ -49,6 +50,7 @@ class PageMedia:
         curves: interleaved uint8 (x, y) points: x = frame centre over the snippet window (0-255),
             y = the latent's code / its maximum over the split (0-255).
         top_rows: distinct rows among every latent's top activations.
+        drawn: rows on the cards only as quantile examples (`quantiles`), no latent's top row.
         unavailable: rows whose audio could not be loaded.
     """
 
@@ -58,6 +60,7 @@ class PageMedia:
     window: dict[int, tuple[float, float, float]] = field(default_factory=dict)
     curves: dict[tuple[int, int], bytes] = field(default_factory=dict)
     top_rows: int = 0
+    drawn: set[int] = field(default_factory=set)
     unavailable: int = 0
 
     def summary(self) -> dict[str, Any]:
@@ -65,8 +68,11 @@ class PageMedia:
         return {
             "codec": self.codec,
             "top_rows": self.top_rows,
-            "audio_rows": len(self.audio),
-            "spectrogram_rows": len(self.spectrogram),
+            "audio_rows": len(self.audio.keys() - self.drawn),
+            "spectrogram_rows": len(self.spectrogram.keys() - self.drawn),
+            "quantile_rows": len(self.drawn),
+            "quantile_audio_rows": len(self.audio.keys() & self.drawn),
+            "quantile_spectrogram_rows": len(self.spectrogram.keys() & self.drawn),
             "curves": len(self.curves),
             "unavailable": self.unavailable,
             "audio_bytes": sum(len(v) for v in self.audio.values()),
@@ -139,8 +145,10 @@ def embed_media(
     max_bytes: float | None,
     codec: Codec = "flac",
     frame_window_s: float = 1.0,
+    drawn: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> PageMedia:
-    """Load, cut, encode and thumbnail the top rows of the latents in `order` within `max_bytes`.
+    """Load, cut, encode and thumbnail the top rows of the latents in `order` within `max_bytes`,
+    then their `drawn` (quantile) rows, the same way, in what room is left.
 
     Args:
         order: latent ids, best first.
@@ -154,9 +162,17 @@ def embed_media(
         max_bytes: room in the page for media (None: no cap).
         codec: "flac" or "opus".
         frame_window_s: seconds of audio around a frame row.
+        drawn: (S, d) stream positions and codes of rows drawn from each latent's activation
+            quantiles (`QuantileSamples`), ranked after every top row (code 0: no row).
     """
     media = PageMedia(codec=codec)
-    media.top_rows = len(np.unique(top_positions[top_values > 0]))
+    top = np.unique(top_positions[top_values > 0])
+    media.top_rows = len(top)
+    if drawn is not None:
+        extra = np.setdiff1d(drawn[0][drawn[1] > 0], top)
+        media.drawn = set(meta["row"].to_numpy()[extra].tolist())
+        top_positions = np.vstack([top_positions, drawn[0]])
+        top_values = np.vstack([top_values, drawn[1]])
     room = float("inf") if max_bytes is None else float(max_bytes)
     thumbs, sounds = _Budget(room * THUMBNAIL_SHARE), _Budget(room * (1.0 - THUMBNAIL_SHARE))
     rows, clip_ids = meta["row"].to_numpy(), meta["clip_id"].astype(str).to_numpy()
@@ -193,7 +209,7 @@ def embed_media(
 def _pairs(
     order: np.ndarray, top_positions: np.ndarray, top_values: np.ndarray
 ) -> Iterator[tuple[int, int]]:
-    """(latent, stream position) of every top row, round-robin by rank: each latent's best row,
+    """(latent, stream position) of every row, round-robin by rank: each latent's best row,
     latents in `order`, then each latent's second-best row, and so on, so that under a cap
     every latent gets one clip before any latent gets a second."""
     order = np.asarray(order, dtype=np.int64)

@@ -15,12 +15,25 @@ import pandas as pd
 from saelight.cache.format import label_column, label_names
 from saelight.explorer.analysis import Analysis, best_label_values
 from saelight.explorer.naming import NAME_COLUMNS, SEED_COLUMNS
+from saelight.explorer.neighbours import Neighbours
+from saelight.explorer.output_effects import OUTPUT_EFFECT_COLUMNS
+from saelight.explorer.quantiles import QuantileSamples
 from saelight.explorer.selectivity import detector_order
 
 HIST_BINS = 16
 MAX_VALUES_PER_LATENT = 5  # label values listed per latent and label (the best by F1)
 MAX_PARQUET_VALUES = 64  # labels with more values get no per-value columns in the parquet
 RANKING_LIMIT = 20  # latents listed per label value in labels.json
+LIST_COLUMNS = {
+    "neighbours_cosine": ("neighbours_cosine", "latent"),
+    "neighbours_cosine_values": ("neighbours_cosine", "cosine"),
+    "neighbours_coactivation": ("neighbours_coactivation", "latent"),
+    "neighbours_jaccard": ("neighbours_coactivation", "jaccard"),
+    "quantile_rows": ("quantiles", "row"),
+    "quantile_activations": ("quantiles", "activation"),
+    "quantile_bands": ("quantiles", "band"),
+}
+"""latents.parquet list columns: {column: (record field, key of each entry)}."""
 
 
 def num(x: float, digits: int = 4) -> float | None:
@@ -54,7 +67,12 @@ def _label_detail(analysis: Analysis, j: int) -> dict[str, dict[str, Any]]:
 
 
 def latent_records(
-    analysis: Analysis, rows: dict[int, dict[str, Any]], top_corr: int = 5
+    analysis: Analysis,
+    rows: dict[int, dict[str, Any]],
+    top_corr: int = 5,
+    cosine: Neighbours | None = None,
+    coactivation: Neighbours | None = None,
+    quantiles: QuantileSamples | None = None,
 ) -> list[dict[str, Any]]:
     """One JSON-able dict per latent.
 
@@ -65,12 +83,20 @@ def latent_records(
     frame, labels, activation; `explore` adds audio and spectrogram, whether the page embeds
     them), labels ({label: {f1, auroc, precision, recall: the best `MAX_VALUES_PER_LATENT`
     values by F1; top: value counts among the top rows}}) and correlations (the `top_corr`
-    factors with the largest |Spearman|, with Pearson).
+    factors with the largest |Spearman|, with Pearson). When given, also
+    neighbours_cosine ([{latent, cosine}]: the nearest latents by decoder-row cosine),
+    neighbours_coactivation ([{latent, jaccard}]: the nearest by the Jaccard index of their
+    firing rows; both `neighbours`, best first) and quantiles (rows drawn from the latent's
+    activation-quantile bands, `quantiles`: the same facts as a top row plus band, 0 = the
+    weakest; highest band first).
 
     Args:
         analysis: `analyse` output.
-        rows: {stream position: row facts} for every position among the top rows.
+        rows: {stream position: row facts} for every position among the top and drawn rows.
         top_corr: factors listed per latent.
+        cosine: nearest latents by decoder cosine (`decoder_neighbours`).
+        coactivation: nearest latents by co-activation (`coactivation_neighbours`).
+        quantiles: the quantile-band rows (`quantile_samples`).
     """
     s = analysis.summary
     freq, mean, hist = s.frequency, s.mean_when_firing, s.histogram(HIST_BINS)
@@ -92,22 +118,31 @@ def latent_records(
             for v, p in zip(s.top_values[:, j], s.top_positions[:, j], strict=True)
             if v > 0
         ]
-        records.append(
-            {
-                "latent": j,
-                "fires": int(s.fires[j]),
-                "frequency": num(freq[j]),
-                "mean_activation": num(mean[j]),
-                "max_activation": num(s.max[j]),
-                "selectivity": num(sel[j]),
-                "best_label": best[j],
-                "best_auroc": num(sel_auroc[j]),
-                "histogram": hist[j].tolist(),
-                "top": top,
-                "labels": _label_detail(analysis, j),
-                "correlations": corr,
-            }
-        )
+        record = {
+            "latent": j,
+            "fires": int(s.fires[j]),
+            "frequency": num(freq[j]),
+            "mean_activation": num(mean[j]),
+            "max_activation": num(s.max[j]),
+            "selectivity": num(sel[j]),
+            "best_label": best[j],
+            "best_auroc": num(sel_auroc[j]),
+            "histogram": hist[j].tolist(),
+            "top": top,
+            "labels": _label_detail(analysis, j),
+            "correlations": corr,
+        }
+        for key, measure, found in (
+            ("neighbours_cosine", "cosine", cosine),
+            ("neighbours_coactivation", "jaccard", coactivation),
+        ):
+            if found is not None:
+                record[key] = [{"latent": i, measure: num(x)} for i, x in found.of(j)]
+        if quantiles is not None:
+            record["quantiles"] = [
+                {**rows[p], "activation": num(v), "band": b} for p, v, b in quantiles.of(j)
+            ]
+        records.append(record)
     return records
 
 
@@ -143,7 +178,8 @@ def label_ranking(
 def latent_frame(records: list[dict[str, Any]], analysis: Analysis) -> pd.DataFrame:
     """The flat per-latent table written as `latents.parquet` (per-value `f1:` and `auroc:`
     columns for labels with at most `MAX_PARQUET_VALUES` values, `spearman:` per factor, and the
-    naming scalars of `naming.NAME_COLUMNS` when the records carry them)."""
+    naming scalars of `naming.NAME_COLUMNS` and the lists of `LIST_COLUMNS` (neighbour ids and
+    scores, quantile rows, codes and bands) when the records carry them)."""
     keys = (
         "latent",
         "fires",
@@ -154,10 +190,14 @@ def latent_frame(records: list[dict[str, Any]], analysis: Analysis) -> pd.DataFr
         "best_label",
         "best_auroc",
     )
-    keys += tuple(k for k in (*NAME_COLUMNS, *SEED_COLUMNS) if records and k in records[0])
+    extra = (*NAME_COLUMNS, *SEED_COLUMNS, *OUTPUT_EFFECT_COLUMNS)
+    keys += tuple(k for k in extra if records and k in records[0])
     frame = pd.DataFrame({k: [r[k] for r in records] for k in keys})
     frame["top_rows"] = [[t["row"] for t in r["top"]] for r in records]
     frame["top_activations"] = [[t["activation"] for t in r["top"]] for r in records]
+    for column, (key, field) in LIST_COLUMNS.items():
+        if records and key in records[0]:
+            frame[column] = [[e[field] for e in r[key]] for r in records]
     columns: dict[str, np.ndarray] = {}
     for name, st in analysis.labels.items():
         if len(st.values) <= MAX_PARQUET_VALUES:

@@ -20,6 +20,9 @@ sys.path.insert(0, str(Path(__file__).parent))
 from test_output_splice import save_ast, save_ctc, save_whisper  # noqa: E402
 from test_splice_report import logged, table_file  # noqa: E402
 
+sys.path.insert(0, str(Path(__file__).parents[1] / "explorer"))
+from test_browser import Chromium, alone  # noqa: E402
+
 ROOT = Path(__file__).parents[2]
 SAELIGHT = str(Path(sys.executable).with_name("saelight"))
 HEADS = {
@@ -103,3 +106,27 @@ def test_documented_head_commands(name: str, tmp_path: Path, wandb_records: Any)
     report = saelight("report", str(run), "--no_figures", cwd=tmp_path)
     assert report.returncode == 0, report.stderr[-2000:]
     assert "Model output with the SAE in place" in (run / "report" / "report.md").read_text()
+    # the run's explorer cards carry each scored latent's output effect (read from splice.json)
+    done = saelight("inspect", "--run", str(run), "--no_audio", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr[-2000:]
+    explorer = run / "explorer" / "L01_topk_s90"
+    latents = json.loads((explorer / "latents.json").read_text())["latents"]
+    scored = {e["latent"]: e for e in row["latent_effects"]}
+    for lat in latents:
+        effect = scored.get(lat["latent"])
+        assert lat["output_delta_ce"] == (effect and pytest.approx(effect["delta_ce"]))
+    if shutil.which("chromium"):
+        j = row["latent_effects"][0]["latent"]
+        browser = Chromium(tmp_path / "chromium-profile")
+        try:
+            session = browser.open(alone(explorer / "index.html", tmp_path / "page") + f"#q={j}")
+            badge = browser.evaluate(session, BADGE % j)
+        finally:
+            browser.close()
+        assert badge.startswith("output ΔCE ") and "top-1" in badge
+
+
+BADGE = """new Promise((done) => { const t0 = Date.now(); (function poll() {
+  const b = document.querySelector("#latent-%d .badge.output");
+  if (b || Date.now() - t0 > 10000) done(b ? b.textContent : ""); else setTimeout(poll, 20);
+})(); })"""
