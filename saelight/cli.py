@@ -28,6 +28,7 @@ VERBS = {
     "splice": "saelight.commands.splice:splice",
     "steer": "saelight.commands.steer:steer",
     "explain": "saelight.commands.explain:explain",
+    "planted": "saelight.commands.planted:planted",
 }
 """Every verb beside LightningCLI's: name -> "module:function" (first docstring line = help)."""
 

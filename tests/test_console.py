@@ -33,6 +33,7 @@ SUBCOMMANDS = (
     "splice",
     "steer",
     "explain",
+    "planted",
 )
 ENV = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "WANDB_MODE": "offline"}
 
@@ -60,7 +61,8 @@ def test_help_lists_every_subcommand_one_line_each() -> None:
 
 
 @pytest.mark.parametrize(
-    "name", ["cache", "report", "inspect", "layer-sweep", "push", "splice", "steer", "explain"]
+    "name",
+    ["cache", "report", "inspect", "layer-sweep", "push", "splice", "steer", "explain", "planted"],
 )
 def test_each_subcommand_help_is_its_own(name: str) -> None:
     from saelight.cli import verb_function

@@ -24,6 +24,7 @@ from saelight.evaluation.layer import (
     SplitData,
     evaluate_layer,
 )
+from saelight.evaluation.planted_scores import add_planted_scores
 from saelight.evaluation.results import probe_acc_key, write_results
 from saelight.evaluation.seeds import tag_seeds
 from saelight.io.defaults import K_ABLATE, MAX_ROWS, SPLICE_SPLIT
@@ -176,6 +177,7 @@ class SAEEvaluation(L.Callback):
                 saes, sparsities = grid_saes(entries, pl_module.saes, layout, best)
                 splits = self._layer_splits(trainer, layer_pos)
                 layer_rows = evaluate_layer(layer, splits, saes, opts)
+                add_planted_scores(layer_rows, saes, splits["test"], self._held_out(trainer).reader)
                 for row in layer_rows[1:]:
                     if sparsities.get(row["name"]) is not None:
                         row["sparsity"] = sparsities[row["name"]]

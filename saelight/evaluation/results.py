@@ -23,6 +23,8 @@ Written by the evaluation callback to `<run_dir>/results/results.{json,csv}` and
   mean H_j refitted on bootstrap resamples of the test clips), `top_factors` (names)
 - standard scores: `dci_disentanglement`, `dci_completeness`, `dci_informativeness`, `mig`, `sap`,
   `modularity`
+- planted ground truth (a cache of `saelight planted`; `evaluation.planted_scores`): `gt_mcc`,
+  `gt_precision`, `gt_recall`, `gt_f1`, `gt_uniqueness`, `gt_shrinkage`, `gt_coverage`
 - added by `saelight report` when it merges runs: `model`, `n_seeds` and `<key>_seed_std` (std
   across seeds, the row holding the mean), `completeness_sharedk_mean`/`_std` (1 − H_j / log K
   with one K, the widest representation compared, for every row)
@@ -76,6 +78,13 @@ FACTOR_ENTROPY_BOOT = "factor_entropy_boot"
 """Mean H_j over the top factors, refitted on each bootstrap resample of the test clips."""
 N_SEEDS = "n_seeds"
 """Seeds averaged into a merged row (absent: one run)."""
+GROUND_TRUTH = ("mcc", "precision", "recall", "f1", "uniqueness", "shrinkage", "coverage")
+"""Scores against a planted dictionary (`GroundTruthScores.summary`), each a `gt_<score>` key."""
+
+
+def ground_truth_key(score: str) -> str:
+    """`gt_mcc`, `gt_f1`, ...: a `GROUND_TRUTH` score of an SAE on a planted cache's test rows."""
+    return f"gt_{score}"
 
 
 def probe_acc_key(label: str) -> str:

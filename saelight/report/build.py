@@ -12,6 +12,8 @@ holds `splice/splice.json` (`saelight splice`, or `SAEEvaluation(splice=True)`) 
 evaluation" section: its fidelity and ablation tables and its figure (`report.splice_section`),
 with the ⚠ of a collapsed SAE (`report.collapse`) on its rows as on the claims that use it.
 A run whose explorer named its latents adds a "Latent names" table (`report.naming_section`).
+A run on a planted cache (`saelight planted`) adds a "Planted ground truth" table
+(`report.planted_section`).
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from saelight.report.claims import THRESHOLDS, Claim, check_claims, claim_line
 from saelight.report.figures import figure_rgba, make_figures
 from saelight.report.intervals import Resamples
 from saelight.report.naming_section import naming_table
+from saelight.report.planted_section import PLANTED_HEADING, planted_table
 from saelight.report.runs import load_rows, shared_k
 from saelight.report.splice_section import splice_parts
 from saelight.report.tables import (
@@ -212,6 +215,9 @@ def write_report(
     intro, splice_tables, copied = splice_parts(run_dirs, out, figures, rows)
     if splice_tables:
         sections.append(Section(CAUSAL, intro, splice_tables, ""))
+    planted = planted_table(rows)
+    if planted is not None:
+        sections.append(Section(PLANTED_HEADING, [], [planted], ""))
     names = naming_table(run_dirs)
     if names is not None:
         sections.append(Section("Latent names", [], [names], ""))
