@@ -6,6 +6,7 @@ and mean-ablation none, and a lossy SAE lands in between."""
 from __future__ import annotations
 
 import json
+import re
 import sys
 from pathlib import Path
 
@@ -83,7 +84,26 @@ def save_whisper(folder: Path) -> Path:
     torch.manual_seed(0)
     WhisperForConditionalGeneration(whisper_config(100)).save_pretrained(folder)
     WhisperFeatureExtractor(feature_size=80, chunk_length=2).save_pretrained(folder)
+    save_whisper_tokenizer(folder)
     return folder
+
+
+def save_whisper_tokenizer(folder: Path) -> None:
+    """A 64-token byte-level BPE vocabulary for the tiny Whisper (pad 0, start 1, end 2 as
+    `whisper_config`): letters, the space byte "Ġ" and letter pairs, no merges, so a greedy
+    transcript is lower-case text that jiwer can score, as with a real checkpoint."""
+    from transformers import WhisperTokenizer
+
+    letters = [chr(c) for c in range(ord("a"), ord("z") + 1)]
+    vocab = {"<|pad|>": 0, "<|startoftranscript|>": 1, "<|endoftext|>": 2}
+    for token in [*letters, "Ġ", *(a + b for a in letters for b in letters)][: 64 - len(vocab)]:
+        vocab[token] = len(vocab)
+    (folder / "vocab.json").write_text(json.dumps(vocab))
+    (folder / "merges.txt").write_text("#version: 0.2\n")
+    special = {"unk_token": "<|endoftext|>", "eos_token": "<|endoftext|>"}
+    special |= {"bos_token": "<|startoftranscript|>", "pad_token": "<|pad|>"}
+    tokenizer = WhisperTokenizer(str(folder / "vocab.json"), str(folder / "merges.txt"), **special)
+    tokenizer.save_pretrained(folder)
 
 
 SAVERS = {"ctc": save_ctc, "classifier": save_ast, "seq2seq": save_whisper}
@@ -129,6 +149,8 @@ def test_error_term_identity_and_mean_anchor_the_scale(
     if kind != "classifier":
         assert identity["wer"] in (0.0, None) and identity["cer"] in (0.0, None)
         assert [e["identity"] for e in out["examples"]] == [e["clean"] for e in out["examples"]]
+        assert head.tokenizer is not None  # transcripts are text, as with a real checkpoint
+        assert all(re.fullmatch(r"[a-z| ]*", e["clean"]) for e in out["examples"])
     else:
         assert identity["top5_agreement"] == 1.0
 
