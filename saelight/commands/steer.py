@@ -31,6 +31,7 @@ def steer(
     out: str | None = None,
     seed: int = EVAL_SEED,
     output_head: bool = SCORE_OUTPUT_HEAD,
+    probe_label: str | None = None,
     wandb: bool = False,
 ) -> None:
     """Steer an SAE's latents inside the backbone and show the model's output over an α sweep.
@@ -63,6 +64,10 @@ def steer(
         seed: seed of the clip subset, the random direction and the control latents.
         output_head: read the checkpoint's output head when it has one (`--no_output_head`:
             the last hidden state's change).
+        probe_label: without an output head, the label whose clip probe on the last hidden
+            state (fitted on the run's cached training clips) is read under steering: its
+            top-5 classes, KL and agreement per α (default: the label of `label=value`, else
+            the run's first label with two or more values).
         wandb: also log the `steer/sweep` and `steer/outputs` tables and the `steer/curve`
             image to a new W&B run (job_type steer, under the output folder; WANDB_MODE,
             default offline).
@@ -84,7 +89,10 @@ def steer(
     clips, waves = source.clips(audio, split, max_clips)
     backbone = source.backbone
     head = backbone.output_head() if output_head else None
-    result = steer_sweep(backbone, head, source.sae, source.layer, waves, plan)
+    probe = None
+    if head is None or source.layer == backbone.num_layers:
+        probe = source.probe(probe_label or (spec[0] if isinstance(spec, tuple) else None))
+    result = steer_sweep(backbone, head, source.sae, source.layer, waves, plan, probe=probe)
     payload = {
         "run": run,
         "sae": source.name,
@@ -103,7 +111,8 @@ def steer(
     columns, rows = sweep_rows(payload)
     title = f"{source.name}: {mode} latents {plan.latents} vs controls"
     print(Table("steer", title, columns, [[_cell(v) for v in r] for r in rows]).markdown())
-    print(f"output read: {payload['architecture'] or payload['note']}")
+    probed = f" + clip probe of {payload['probe']!r}" if payload.get("probe") else ""
+    print(f"output read: {payload['architecture'] or payload['note']}{probed}")
     print(f"{len(clips)} clips, {len(alphas)} doses; wrote {page}")
     if wandb:
         _log_to_new_run(folder, payload)
@@ -170,6 +179,24 @@ class _Source:
         if self.cache is None:
             raise SaelightError(f"latents={'='.join(spec)}: label=value needs --run (its cache)")
         return cached_detectors(self.cache.open(), self.sae, self.layer, *spec, k, self.seed)
+
+    def probe(self, label: str | None) -> Any:
+        """The clip probe of `label` (or of the first label with 2+ values) on the cache's last
+        layer, or None without a run, without that layer cached or without such a label."""
+        from saelight.evaluation.steer_probe import fit_clip_probe
+
+        if self.cache is None:
+            return None
+        reader = self.cache.open()
+        names = reader.label_names()
+        if label is not None and label not in names:
+            raise SaelightError(f"probe_label={label!r} is not a label of the cache ({names})")
+        n_layers = self.backbone.num_layers
+        for name in [label] if label is not None else names:
+            probe = fit_clip_probe(reader, n_layers, name, self.seed)
+            if probe is not None:
+                return probe
+        return None
 
     def clips(
         self, audio: list[str] | None, split: str, max_clips: int

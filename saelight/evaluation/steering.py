@@ -22,7 +22,10 @@ What is read, against the clean run (same hook, nothing replaced):
   top-1 agreement, the greedy transcripts with WER/CER against the clean one (Whisper, CTC), or
   the five most likely classes (classifier) — formulas in `evaluation.output_splice`;
 * no head (or L = N, which no encoder layer reads): the change of the last hidden state,
-  Σ‖h' − h‖² / Σ‖h‖² over valid frames, and the mean cosine of h' with h.
+  Σ‖h' − h‖² / Σ‖h‖² over valid frames, and the mean cosine of h' with h; with a clip probe
+  (`steer_probe`: what a classifier trained on the last layer would say), also its top-5
+  classes per clip, KL(clean ‖ steered) of its class distribution and its top-1 agreement,
+  averaged over clips.
 """
 
 from __future__ import annotations
@@ -34,7 +37,6 @@ from typing import Any, Literal
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import Tensor
 
 from saelight.backbones.heads import OutputHead
@@ -45,9 +47,10 @@ from saelight.evaluation.output_splice import (
     ctc_transcripts,
     greedy_decode,
     teacher_forced,
-    transcript_errors,
 )
 from saelight.evaluation.splice import SpliceHook, attached, run_chunk
+from saelight.evaluation.steer_probe import ClipProbe
+from saelight.evaluation.steer_stats import clip_stats, summarise
 from saelight.io.errors import SaelightError
 
 Mode = Literal["ablate", "clamp", "add"]
@@ -133,6 +136,8 @@ class Pass:
     tokens: tuple[Tensor, list[int]] | None = None
     x: Tensor | None = field(default=None, repr=False)
     """(n, D) the clean pass's valid rows of hidden_states[L]."""
+    probe: Tensor | None = None
+    """(b, K) the clip probe's logits on the last hidden state (no head, `steer_probe`)."""
 
 
 def _forward(
@@ -144,13 +149,21 @@ def _forward(
     replace: LatentEdit | None,
     clean: Pass | None,
     max_new_tokens: int,
+    probe: ClipProbe | None = None,
 ) -> Pass:
     """One pass of the clips `part` with the hook's replacement (None: the clean pass)."""
     if head is None:
         rows, mask = run_chunk(backbone, hook, layer, part, replace)
         h = torch.zeros(*mask.shape, backbone.hidden_size, device=mask.device)
         h[mask] = rows[backbone.num_layers].to(h)
-        return Pass(h, mask, x=rows[layer] if replace is None else None)
+        x = rows[layer] if replace is None else None
+        if probe is None:
+            return Pass(h, mask, x=x)
+        logits = probe.logits(h, mask)
+        p = logits.softmax(-1).topk(min(5, logits.shape[-1]), -1)
+        top5 = [[(probe.classes[int(i)], float(q)) for q, i in zip(ps, ix, strict=True)]
+                for ps, ix in zip(p.values, p.indices, strict=True)]  # fmt: skip
+        return Pass(h, mask, top5=top5, x=x, probe=logits)
     hook.lengths, hook.replace = [len(w) for w in part], replace
     inputs = {k: v.to(backbone.device) for k, v in backbone.family.features(part).items()}
     try:
@@ -192,61 +205,6 @@ def _head_pass(
     return Pass(logits, valid, texts, x=hook.seen)
 
 
-def _clip_stats(clean: Pass, out: Pass, hidden: bool) -> list[dict[str, Any]]:
-    """Per clip of a chunk: summable statistics of `out` against `clean` (see `_summarise`)."""
-    stats = []
-    for i in range(len(clean.valid)):
-        c = clean.values[i][clean.valid[i]].double()
-        o = out.values[i][clean.valid[i]].double()
-        row: dict[str, Any] = {"n": len(c), "max_abs": float((o - c).abs().max()) if len(c) else 0}
-        if hidden:
-            row["sse"], row["ss"] = float(((o - c) ** 2).sum()), float((c**2).sum())
-            row["cos"] = float(F.cosine_similarity(o, c, dim=-1, eps=1e-8).sum())
-        else:
-            log_p, log_q = F.log_softmax(c, -1), F.log_softmax(o, -1)
-            row["kl"] = float((log_p.exp() * (log_p - log_q)).sum())
-            row["top1"] = float((o.argmax(-1) == c.argmax(-1)).sum())
-        if out.texts is not None:
-            row["text"] = out.texts[i]
-        if out.top5 is not None:
-            row["top5"] = out.top5[i]
-        stats.append(row)
-    return stats
-
-
-def _summarise(
-    clips: list[dict[str, Any]], clean: list[dict[str, Any]], hidden: bool
-) -> dict[str, Any]:
-    """One sweep row from the per-clip statistics (clip order), pooled over positions."""
-    n = max(sum(c["n"] for c in clips), 1)
-    out: dict[str, Any] = {"output_max_abs_diff": max(c["max_abs"] for c in clips)}
-    if hidden:
-        ss = sum(c["ss"] for c in clips)
-        out["hidden_change"] = sum(c["sse"] for c in clips) / ss if ss > 0 else None
-        out["cosine"] = sum(c["cos"] for c in clips) / n
-    else:
-        out["kl"] = sum(c["kl"] for c in clips) / n
-        out["top1_agreement"] = sum(c["top1"] for c in clips) / n
-    per_clip = []
-    for c, base in zip(clips, clean, strict=True):
-        m = max(c["n"], 1)
-        row: dict[str, Any] = (
-            {"hidden_change": c["sse"] / c["ss"] if c["ss"] > 0 else None, "cosine": c["cos"] / m}
-            if hidden
-            else {"kl": c["kl"] / m, "top1_agreement": c["top1"] / m}
-        )
-        if "text" in c:
-            row["text"] = c["text"]
-            row.update(transcript_errors([base["text"]], [c["text"]]))
-        if "top5" in c:
-            row["top5"] = c["top5"]
-        per_clip.append(row)
-    if "text" in clips[0]:
-        out.update(transcript_errors([b["text"] for b in clean], [c["text"] for c in clips]))
-    out["clips"] = per_clip
-    return out
-
-
 @contextmanager
 def _hooked(backbone: HFBackbone, head: OutputHead | None, layer: int) -> Iterator[SpliceHook]:
     """The splice hook on the layer reading hidden_states[L]: the head model's or the encoder's."""
@@ -283,6 +241,7 @@ def steer_sweep(
     waves: list[np.ndarray],
     plan: Plan,
     max_new_tokens: int = MAX_NEW_TOKENS,
+    probe: ClipProbe | None = None,
 ) -> dict[str, Any]:
     """Per α and variant (`VARIANTS`), the model's output with the edit of `plan` at `layer`.
 
@@ -295,6 +254,8 @@ def steer_sweep(
         plan: latents, mode, α sweep, clamp value (None: each latent's largest activation on
             the clips' frames), seed of the random direction and control draw.
         max_new_tokens: greedy decoding cap (Whisper).
+        probe: without a head, a clip probe on the last hidden state (`steer_probe`): its
+            top-5 classes per clip, KL and agreement are read beside the hidden change.
 
     Returns:
         JSON-able dict: output ("seq2seq" | "ctc" | "classifier" | "hidden"), architecture,
@@ -322,13 +283,14 @@ def steer_sweep(
         def run(edit: LatentEdit | None, clean: list[Pass] | None) -> list[Pass]:
             return [
                 _forward(backbone, head, hook, layer, [waves[i] for i in chunk], edit,
-                         None if clean is None else clean[c], max_new_tokens)
+                         None if clean is None else clean[c], max_new_tokens,
+                         None if head is not None else probe)
                 for c, chunk in enumerate(chunks)
             ]  # fmt: skip
 
         cleans = run(None, None)
         ref = _Reference.of(sae, cleans, plan, backbone)
-        ordered = _in_clip_order(chunks, [_clip_stats(p, p, hidden) for p in cleans])
+        ordered = _in_clip_order(chunks, [clip_stats(p, p, hidden) for p in cleans])
         rows = []
         for alpha in plan.alphas:
             for variant in VARIANTS:
@@ -338,8 +300,8 @@ def steer_sweep(
                 direction = ref.direction if variant == "random_direction" else None
                 edit = LatentEdit(sae, latents, plan.mode, alpha, ref.values(latents), direction)
                 outs = run(edit, cleans)
-                stats = [_clip_stats(c, o, hidden) for c, o in zip(cleans, outs, strict=True)]
-                row = _summarise(_in_clip_order(chunks, stats), ordered, hidden)
+                stats = [clip_stats(c, o, hidden) for c, o in zip(cleans, outs, strict=True)]
+                row = summarise(_in_clip_order(chunks, stats), ordered, hidden)
                 edit_norm = edit.norm_sum / max(edit.rows, 1)
                 rows.append({"alpha": alpha, "variant": variant, "edit_norm": edit_norm, **row})
     used = [*plan.latents, *ref.control]
@@ -348,6 +310,7 @@ def steer_sweep(
         "output": "hidden" if head is None else head.kind,
         "architecture": None if head is None else head.architecture,
         "note": note if head is None else None,
+        "probe": None if head is not None or probe is None else probe.label,
         "latents": plan.latents,
         "control_latents": ref.control,
         "frequency": {str(j): float(ref.frequency[j]) for j in used},

@@ -34,7 +34,7 @@ METRICS = {
     "seq2seq": ("cer", "kl"),
     "ctc": ("cer", "kl"),
     "classifier": ("kl", "top1_agreement"),
-    "hidden": ("hidden_change", "cosine"),
+    "hidden": ("hidden_change", "cosine", "probe_kl"),
 }
 """What the dose-response curve plots, per output kind (`evaluation.steering`)."""
 NAMES = {
@@ -44,6 +44,8 @@ NAMES = {
     "top1_agreement": "top-1 agreement",
     "hidden_change": "Σ‖h′−h‖² / Σ‖h‖² (last layer)",
     "cosine": "cos(h′, h) (last layer)",
+    "probe_kl": "clip probe KL(clean ‖ steered)",
+    "probe_agreement": "clip probe top-1 agreement",
     "edit_norm": "mean ‖Δ‖ per frame",
 }
 COLOURS = {"latents": "C3", "random_direction": "C0", "random_latents": "C2"}
@@ -69,7 +71,7 @@ def output_rows(payload: dict[str, Any]) -> tuple[list[str], list[list[Any]]]:
         for clip, base, out in zip(payload["clips"], payload["clean"], r["clips"], strict=True):
             rows.append(
                 [clip["clip_id"], r["alpha"], r["variant"], _text(out), _text(base),
-                 out.get("cer"), out.get("kl")]
+                 out.get("cer"), out.get("kl", out.get("probe_kl"))]
             )  # fmt: skip
     return columns, rows
 
@@ -173,7 +175,7 @@ def _cell(out: dict[str, Any], base: dict[str, Any]) -> str:
 
 
 def _score(out: dict[str, Any]) -> str:
-    keys = ("cer", "kl", "hidden_change", "cosine")
+    keys = ("cer", "kl", "hidden_change", "cosine", "probe_kl")
     return ", ".join(f"{k} {out[k]:.3g}" for k in keys if out.get(k) is not None)
 
 

@@ -51,6 +51,22 @@ def test_splice_a_frame_run(tmp_path: Path) -> None:
     n_layers = len(result["layers"])
     assert f"splice clips: {n_layers * 12}/{n_layers * 12} done in" in done.stderr
 
+    # steer on the same headless run reads a clip probe of the steered label on the last layer
+    sae = sorted(p.name for p in (run / "saes").iterdir() if p.name.startswith("L01_"))[0]
+    done = saelight("steer", "--run", str(run), "--sae", sae, "--latents", "technique=vibrato",
+                    "--k", "2", "--alphas", "[0,1]", cwd=tmp_path)  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "clip probe of 'technique'" in done.stdout
+    steer = json.loads((run / "steer" / "steer.json").read_text())
+    assert steer["output"] == "hidden" and steer["probe"] == "technique"
+    for row in steer["sweep"]:
+        assert 0.0 <= row["probe_agreement"] <= 1.0
+        if row["alpha"] == 0.0:
+            assert row["probe_kl"] == 0.0 and row["probe_agreement"] == 1.0
+            assert [c["top5"] for c in row["clips"]] == [c["top5"] for c in steer["clean"]]
+    classes = {name for clip in steer["clean"] for name, _ in clip["top5"]}
+    assert classes <= {"straight", "vibrato", "breathy"} and classes
+
 
 def test_a_clip_run_is_refused_in_one_line(tmp_path: Path) -> None:
     run = fit(tmp_path, "clip")
