@@ -21,6 +21,7 @@ from saelight.cache.format import (
     FORMAT_VERSION,
     CacheNotFoundError,
     check_compatible,
+    new_header,
     part_name,
     read_manifest,
     write_manifest,
@@ -216,14 +217,7 @@ class ActivationCache:
         return self.open()
 
     def _new_header(self, recipe: dict[str, Any]) -> dict[str, Any]:
-        header = {
-            **recipe,
-            "complete": False,
-            "n_rows": 0,
-            "shards": [],
-            "skipped": [],
-            "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
-        }
+        header = new_header(recipe)
         self._make_directory()
         try:
             write_manifest(self.directory, header)

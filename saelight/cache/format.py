@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import io
 import json
+import time
 from pathlib import Path
 from typing import Any
 
@@ -73,6 +74,29 @@ def npy_bytes(array: np.ndarray) -> bytes:
 def part_name(rank: int) -> str:
     """The part manifest of extracting process `rank`."""
     return f"manifest.rank{rank}.json"
+
+
+def check_listed_file(path: Path, digest: str, verify: bool, what: str, rebuild: str) -> None:
+    """CacheCorruptError unless the `what` file `path` a manifest lists exists and, with
+    `verify`, matches its sha256 `digest`; `rebuild` says how to get a good one again."""
+    if not path.exists():
+        raise CacheCorruptError(f"{what} {path} listed in the manifest is missing")
+    if verify and sha256_file(path) != digest:
+        raise CacheCorruptError(
+            f"{what} {path} fails its sha256 checksum (corrupt or modified); {rebuild}"
+        )
+
+
+def new_header(recipe: dict[str, Any]) -> dict[str, Any]:
+    """The manifest of a cache about to be written: its recipe, nothing extracted yet."""
+    return {
+        **recipe,
+        "complete": False,
+        "n_rows": 0,
+        "shards": [],
+        "skipped": [],
+        "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
+    }
 
 
 def write_manifest(directory: str | Path, manifest: dict[str, Any], name: str = MANIFEST) -> None:

@@ -20,7 +20,6 @@ manifest's `planted` field holds the sha256 of `planted.json` and `planted.safet
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -30,15 +29,15 @@ import numpy as np
 from saelight.cache.build import ActivationCache
 from saelight.cache.format import (
     MANIFEST,
-    CacheCorruptError,
     CacheMismatchError,
     CacheNotFoundError,
     atomic_write_bytes,
+    check_listed_file,
     factor_column,
     label_column,
+    new_header,
     read_manifest,
     sha256_bytes,
-    sha256_file,
     write_manifest,
 )
 from saelight.cache.lock import LOCK_FILE, CacheLock
@@ -113,15 +112,9 @@ def read_truth(directory: str | Path, verify: bool = True) -> PlantedTruth:
             f"{directory} holds no planted cache",
             hint=f"write one with `saelight planted --out {directory}`",
         )
+    rebuild = "delete the directory and run `saelight planted` again"
     for name, digest in manifest[PLANTED].items():
-        path = directory / name
-        if not path.is_file():
-            raise CacheCorruptError(f"planted file {path} listed in the manifest is missing")
-        if verify and sha256_file(path) != digest:
-            raise CacheCorruptError(
-                f"planted file {path} fails its sha256 checksum (corrupt or modified); delete "
-                "the directory and run `saelight planted` again"
-            )
+        check_listed_file(directory / name, digest, verify, "planted file", rebuild)
     from safetensors.numpy import load_file
 
     tensors = load_file(directory / PLANTED_TENSORS)
@@ -171,14 +164,7 @@ def _write(directory: Path, recipe: PlantedRecipe, arrays: PlantedArrays) -> Cac
     recipe_bytes = (json.dumps(recipe.to_json(), indent=1) + "\n").encode()
     atomic_write_bytes(directory / PLANTED_RECIPE, recipe_bytes)
     cache = planted_cache(directory)
-    header = {
-        **cache.recipe(),
-        "complete": False,
-        "n_rows": 0,
-        "shards": [],
-        "skipped": [],
-        "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
-    }
+    header = new_header(cache.recipe())
     write_manifest(directory, header)
     writer = ShardWriter(directory, header, MANIFEST)
     meta = planted_metadata(recipe, arrays)

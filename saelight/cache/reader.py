@@ -15,11 +15,11 @@ import torch
 from saelight.cache.format import (
     CacheCorruptError,
     CacheNotFoundError,
+    check_listed_file,
     from_storage,
     label_names,
     layer_dir,
     read_manifest,
-    sha256_file,
     shard_name,
 )
 
@@ -57,14 +57,8 @@ class CacheReader:
         self.release_pages = size > RELEASE_PAGES_ABOVE
         for shard in manifest["shards"]:
             for rel, digest in shard["files"].items():
-                path = self.directory / rel
-                if not path.exists():
-                    raise CacheCorruptError(f"cache file {path} listed in the manifest is missing")
-                if verify and sha256_file(path) != digest:
-                    raise CacheCorruptError(
-                        f"cache file {path} fails its sha256 checksum (corrupt or modified); "
-                        "delete the cache directory and rebuild it"
-                    )
+                rebuild = "delete the cache directory and rebuild it"
+                check_listed_file(self.directory / rel, digest, verify, "cache file", rebuild)
 
     def __getstate__(self) -> dict[str, Any]:
         """Pickled for DataLoader workers without the open memmaps (they would be copied)."""

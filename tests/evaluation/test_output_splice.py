@@ -150,7 +150,8 @@ def test_error_term_identity_and_mean_anchor_the_scale(
         assert identity["wer"] in (0.0, None) and identity["cer"] in (0.0, None)
         assert [e["identity"] for e in out["examples"]] == [e["clean"] for e in out["examples"]]
         assert head.tokenizer is not None  # transcripts are text, as with a real checkpoint
-        assert all(re.fullmatch(r"[a-z| ]*", e["clean"]) for e in out["examples"])
+        text = r"(?:[a-z ]|<unk>)*"  # letters and spaces (CTC may also predict <unk>)
+        assert all(re.fullmatch(text, e["clean"]) for e in out["examples"])
     else:
         assert identity["top5_agreement"] == 1.0
 
