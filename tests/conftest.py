@@ -1,6 +1,7 @@
 """Test-wide settings: offline hubs, offline W&B, fixed seeds and the default dtype restored."""
 
 import os
+import sys
 from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -16,11 +17,17 @@ import torch  # noqa: E402
 @pytest.fixture(autouse=True)
 def _seed_dtype_and_env():
     """Fixed seed; default dtype and WANDB_* variables restored (WandbLogger(offline=True) sets
-    WANDB_MODE=dryrun in os.environ, which would leak into later tests)."""
+    WANDB_MODE=dryrun in os.environ, which would leak into later tests); a W&B run an in-process
+    fit left open (one that failed on purpose) is finished, else a later test's WandbLogger
+    reuses it and writes its media under the run's relative directory, in whatever directory the
+    worker is then in (the repository root)."""
     dtype = torch.get_default_dtype()
     wandb_env = {k: v for k, v in os.environ.items() if k.startswith("WANDB_")}
     torch.manual_seed(0)
     yield
+    wandb = sys.modules.get("wandb")
+    if wandb is not None and getattr(wandb, "run", None) is not None:
+        wandb.finish()
     torch.set_default_dtype(dtype)
     for key in [k for k in os.environ if k.startswith("WANDB_")]:
         del os.environ[key]
