@@ -15,19 +15,16 @@ from saelight.evaluation.held_out import (
     HeldOutSplits,
     cache_protocol,
     fast_probe_accuracies,
-    grid_saes,
+    grid_layer_rows,
     saes_by_layer,
     split_names,
 )
 from saelight.evaluation.layer import (
     EvalOptions,
     SplitData,
-    evaluate_layer,
 )
-from saelight.evaluation.planted_scores import add_planted_scores
 from saelight.evaluation.results import probe_acc_key, write_results
-from saelight.evaluation.seeds import tag_seeds
-from saelight.io.defaults import K_ABLATE, MAX_ROWS, SPLICE_SPLIT
+from saelight.io.defaults import MAX_ROWS
 from saelight.io.generation import GENERATION
 from saelight.io.layout import RunLayout
 from saelight.module import SAEModule
@@ -172,18 +169,12 @@ class SAEEvaluation(L.Callback):
         if trainer.is_global_zero and activation_datamodule(trainer, "SAEEvaluation") is not None:
             layout = RunLayout.of_trainer(trainer, self.dirpath)
             opts = self._options(trainer)
+            reader = self._held_out(trainer).reader
             for layer_pos, layer in enumerate(pl_module.layers):
-                entries = [e for e in pl_module.grid if e.layer_pos == layer_pos]
-                saes, sparsities = grid_saes(entries, pl_module.saes, layout, best)
                 splits = self._layer_splits(trainer, layer_pos)
-                layer_rows = evaluate_layer(layer, splits, saes, opts)
-                add_planted_scores(layer_rows, saes, splits["test"], self._held_out(trainer).reader)
-                for row in layer_rows[1:]:
-                    if sparsities.get(row["name"]) is not None:
-                        row["sparsity"] = sparsities[row["name"]]
-                replicate_of = {e.name: e.replicate_of for e in pl_module.grid if e.layer == layer}
-                tag_seeds(layer_rows, replicate_of, saes)
-                rows.extend(layer_rows)
+                rows += grid_layer_rows(
+                    layer, pl_module.grid, pl_module.saes, layout, best, splits, opts, reader
+                )
             write_results(layout.root, rows, {**run_summary(trainer), "protocol": opts.protocol})
             self._log(trainer, rows)
             if self.splice and best:  # fit end only: `saelight test` re-evaluates, never splices
@@ -201,63 +192,28 @@ class SAEEvaluation(L.Callback):
         return rows
 
     def _splice(self, trainer: L.Trainer, pl_module: SAEModule, layout: RunLayout) -> None:
-        """Splice every SAE of the grid (best exports when present, named by their export key as
-        `saelight splice` names them) and log the tables and figure to the run's W&B run."""
-        from saelight.evaluation.splice_run import splice_run
-        from saelight.report.splice_figure import backbone_title, write_splice
+        """Splice every SAE of the grid (`evaluation.splice_run.splice_grid`) and log the
+        tables and figure to the run's W&B run."""
+        from saelight.evaluation.splice_run import splice_grid
         from saelight.report.splice_section import SPLICE_PNG, log_splice
 
-        dm = trainer.datamodule
-        if dm.pooling != "frame":
-            log.info(
-                "SAEEvaluation(splice=True): skipped, a clip-pooled run (data.cache.pooling: %s) "
-                "cannot be spliced back frame by frame",
-                dm.pooling,
-            )
-            return
-        if getattr(dm, "centre_positions", False):
-            log.warning(
-                "SAEEvaluation(splice=True): skipped, splice does not add the position means of "
-                "data.centre_positions back yet"
-            )
-            return
         saes = saes_by_layer(
             pl_module.grid, {e.key: pl_module.sae(e) for e in pl_module.grid}, layout
         )
-        # `saelight splice`'s defaults, so both paths write the same splice.json.
-        payload = splice_run(
-            dm.cache,
-            saes,
-            SPLICE_SPLIT,
-            self.splice_max_clips,
-            self.opts.labels,
-            K_ABLATE,
-            self.opts.seed,
+        dm = trainer.datamodule
+        payload = splice_grid(
+            dm, saes, layout, self.splice_max_clips, self.opts.labels, self.opts.seed
         )
-        payload = {"run": str(layout.root.resolve()), **payload}
-        folder = layout.splice
-        write_splice(folder, payload, backbone_title(dm.cache))
-        log.info("SAEEvaluation: spliced %d clip(s), wrote %s", payload["n_clips"], folder)
         run = wandb_run(trainer)
-        if run is not None:
-            log_splice(run, payload, folder / SPLICE_PNG)
+        if payload is not None and run is not None:
+            log_splice(run, payload, layout.splice / SPLICE_PNG)
 
     @staticmethod
     def _log(trainer: L.Trainer, rows: list[dict[str, Any]]) -> None:
-        """The rows to every logger; confusion images and collapse flags to W&B; one warning
-        line per collapsed SAE (`saelight.report.result_logging`)."""
-        from saelight.report.result_logging import collapse_flags, confusion_images, test_metrics
+        """The rows to every logger and W&B (`report.result_logging.log_rows`)."""
+        from saelight.report.result_logging import log_rows
 
-        for logger in trainer.loggers:
-            logger.log_metrics(test_metrics(rows), step=trainer.global_step)
-            logger.save()
-        summary, lines = collapse_flags(rows)
-        for line in lines:
-            log.warning(line)
-        run = wandb_run(trainer)
-        if run is not None:
-            run.log(confusion_images(rows))
-            run.summary.update(summary)
+        log_rows(trainer.loggers, trainer.global_step, wandb_run(trainer), rows)
 
 
 def run_summary(trainer: L.Trainer) -> dict[str, Any]:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import copy
 import logging
 from collections.abc import Iterable
+from typing import Any
 
 import numpy as np
 
@@ -19,12 +20,16 @@ from saelight.cache.reader import CacheReader
 from saelight.data.row_stats import RowStats
 from saelight.evaluation.layer import (
     SPLIT_NAMES,
+    EvalOptions,
     SplitData,
     encode,
+    evaluate_layer,
     label_arrays,
     probe_labels,
     run_probe,
 )
+from saelight.evaluation.planted_scores import add_planted_scores
+from saelight.evaluation.seeds import tag_seeds
 from saelight.grid import GridEntry
 from saelight.io.layout import RunLayout
 from saelight.sae.base import SAE
@@ -159,3 +164,27 @@ def saes_by_layer(
     for e in entries:
         out.setdefault(e.layer, {})[e.key] = (best_or_live(e, live[e.key], layout), e.sparsity)
     return out
+
+
+def grid_layer_rows(
+    layer: int,
+    grid: list[GridEntry],
+    live: dict[str, SAE],
+    layout: RunLayout,
+    best: bool,
+    splits: dict[str, SplitData],
+    opts: EvalOptions,
+    reader: CacheReader,
+) -> list[dict[str, Any]]:
+    """The results rows of one layer: dense + every SAE of the grid at that layer (`grid_saes`,
+    `evaluate_layer`), with planted ground-truth scores on a planted cache, the grid sparsity of
+    knob-set SAEs and the seed tags of replicates."""
+    entries = [e for e in grid if e.layer == layer]
+    saes, sparsities = grid_saes(entries, live, layout, best)
+    rows = evaluate_layer(layer, splits, saes, opts)
+    add_planted_scores(rows, saes, splits["test"], reader)
+    for row in rows[1:]:
+        if sparsities.get(row["name"]) is not None:
+            row["sparsity"] = sparsities[row["name"]]
+    tag_seeds(rows, {e.name: e.replicate_of for e in entries}, saes)
+    return rows

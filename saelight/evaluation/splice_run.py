@@ -23,7 +23,7 @@ import yaml
 from saelight.audio.base import SPLITS, BadAudioError, Clip
 from saelight.cache.build import ActivationCache
 from saelight.evaluation.splice import splice_fidelity
-from saelight.io.defaults import EFFECT_LATENTS, SCORE_OUTPUT_HEAD
+from saelight.io.defaults import EFFECT_LATENTS, K_ABLATE, SCORE_OUTPUT_HEAD, SPLICE_SPLIT
 from saelight.io.errors import SaelightError
 from saelight.io.layout import RunLayout
 from saelight.io.progress import progress
@@ -186,3 +186,37 @@ def _labels(clips: list[Clip], wanted: list[str] | None) -> dict[str, list[str]]
         names = list(wanted)
     values = {n: [str(c.labels.get(n, "")) for c in clips] for n in names}
     return {n: v for n, v in values.items() if wanted is not None or len(set(v)) > 1}
+
+
+def splice_grid(
+    datamodule: Any,
+    saes: dict[int, dict[str, tuple[SAE, float | None]]],
+    layout: RunLayout,
+    max_clips: int | None,
+    labels: list[str] | None,
+    seed: int,
+) -> dict[str, Any] | None:
+    """`SAEEvaluation(splice=True)`: splice the grid's SAEs at fit end with `saelight splice`'s
+    defaults (so both paths write the same splice.json) and write `<run>/splice/`; the payload,
+    or None (with a log line) for a run splice cannot take."""
+    from saelight.report.splice_figure import backbone_title, write_splice
+
+    if datamodule.pooling != "frame":
+        log.info(
+            "SAEEvaluation(splice=True): skipped, a clip-pooled run (data.cache.pooling: %s) "
+            "cannot be spliced back frame by frame",
+            datamodule.pooling,
+        )
+        return None
+    if getattr(datamodule, "centre_positions", False):
+        log.warning(
+            "SAEEvaluation(splice=True): skipped, splice does not add the position means of "
+            "data.centre_positions back yet"
+        )
+        return None
+    cache = datamodule.cache
+    payload = splice_run(cache, saes, SPLICE_SPLIT, max_clips, labels, K_ABLATE, seed)
+    payload = {"run": str(layout.root.resolve()), **payload}
+    write_splice(layout.splice, payload, backbone_title(cache))
+    log.info("SAEEvaluation: spliced %d clip(s), wrote %s", payload["n_clips"], layout.splice)
+    return payload

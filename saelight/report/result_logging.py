@@ -3,6 +3,7 @@ collapse flags every logger (or the W&B run) gets at the end of an evaluation.""
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from saelight.evaluation.results import Row, confusion_labels, is_dense
@@ -10,6 +11,9 @@ from saelight.report.collapse import collapse_reasons
 
 NOT_METRICS = ("layer", "d_sae", "k")
 """Numeric row keys that name the row rather than measure it."""
+
+
+log = logging.getLogger(__name__)
 
 
 def row_prefix(row: Row) -> str:
@@ -56,3 +60,17 @@ def collapse_flags(rows: list[Row]) -> tuple[dict[str, Any], list[str]]:
         summary[f"{row_prefix(row)}/collapsed"] = bool(reasons)
         summary[f"{row_prefix(row)}/collapse_reasons"] = "; ".join(reasons)
     return summary, lines
+
+
+def log_rows(loggers: list[Any], step: int, run: Any, rows: list[Row]) -> None:
+    """The rows' test metrics to every logger; confusion images and collapse flags to the W&B
+    `run` (None: no W&B); one warning line per collapsed SAE."""
+    for logger in loggers:
+        logger.log_metrics(test_metrics(rows), step=step)
+        logger.save()
+    summary, lines = collapse_flags(rows)
+    for line in lines:
+        log.warning(line)
+    if run is not None:
+        run.log(confusion_images(rows))
+        run.summary.update(summary)
